@@ -1,0 +1,316 @@
+#include "app/commands.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "app/daemon.hpp"
+#include "core/pipeline.hpp"
+#include "core/routing.hpp"
+#include "io/delivery.hpp"
+#include "io/logging.hpp"
+#include "io/runtime.hpp"
+#include "io/store.hpp"
+
+namespace glasswatch::app {
+
+namespace {
+
+constexpr const char* default_config_path = "/etc/glasswatch/glasswatch.toml";
+
+bool read_file(const std::string& path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    out = ss.str();
+    return true;
+}
+
+std::string_view kind_names(const core::graph_source_config& g) {
+    return g.full_stream ? "full stream" : "server-side filter on watched ids";
+}
+
+}  // namespace
+
+std::optional<unsigned> file_mode(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<unsigned>(st.st_mode & 07777);
+}
+
+std::optional<core::config> load_config_file(const std::string& path) {
+    std::string text;
+    if (!read_file(path, text)) {
+        std::fprintf(stderr, "%s: cannot read configuration file\n", path.c_str());
+        return std::nullopt;
+    }
+    auto r = core::parse_config(text, path);
+    if (!r.errors.empty()) {
+        for (const auto& e : r.errors)
+            std::fprintf(stderr, "%s\n", core::format_error(e, path).c_str());
+        std::fprintf(stderr, "%s: %zu error(s); nothing started\n", path.c_str(), r.errors.size());
+        return std::nullopt;
+    }
+    return r.value;
+}
+
+int cmd_check_config(const std::vector<std::string>& args) {
+    std::string path;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--config" && i + 1 < args.size())
+            path = args[++i];
+        else if (!args[i].empty() && args[i][0] != '-' && path.empty())
+            path = args[i];
+        else {
+            std::fprintf(stderr, "check-config: unexpected argument '%s'\n", args[i].c_str());
+            return exit_usage;
+        }
+    }
+    if (path.empty()) path = default_config_path;
+    auto cfg = load_config_file(path);
+    if (!cfg) return exit_config;
+
+    std::printf("%s: valid\n", path.c_str());
+    std::printf("tenant:   %s%s%s\n", cfg->tenant_id.c_str(), cfg->tenant_name.empty() ? "" : " (",
+                cfg->tenant_name.empty() ? "" : (cfg->tenant_name + ")").c_str());
+    std::printf("watching: %zu account(s), %zu group(s), %zu CA policy(ies)\n",
+                cfg->watch.accounts.size(), cfg->watch.groups.size(),
+                cfg->watch.ca_policies.size());
+    for (const auto& a : cfg->watch.accounts)
+        std::printf("  - %s  %s%s\n", a.object_id.c_str(), a.label.c_str(),
+                    a.upn.empty() ? "" : (" <" + a.upn + ">").c_str());
+    std::printf("sources:\n");
+    if (cfg->graph.enabled) {
+        std::string base = cfg->graph.graph_base_url.empty()
+                               ? core::default_graph_base_url(cfg->cloud)
+                               : cfg->graph.graph_base_url;
+        std::printf("  - graph: %s, every %llds, lookback %llds, %s, credential: %s\n",
+                    base.c_str(), static_cast<long long>(cfg->graph.poll_interval.count()),
+                    static_cast<long long>(cfg->graph.lookback.count()),
+                    std::string(kind_names(cfg->graph)).c_str(),
+                    cfg->graph.client_secret.present()
+                        ? ("client secret from " + cfg->graph.client_secret.describe()).c_str()
+                        : ("certificate " + cfg->graph.certificate_file).c_str());
+    }
+    if (cfg->eventhub.enabled)
+        std::printf("  - eventhub: consumer group %s, connection string from %s\n",
+                    cfg->eventhub.consumer_group.c_str(),
+                    cfg->eventhub.connection_string.describe().c_str());
+    if (!cfg->graph.enabled && !cfg->eventhub.enabled) std::printf("  (none)\n");
+    std::printf("sinks:\n");
+    for (const auto& s : cfg->sinks) {
+        std::string where = s.kind == core::sink_kind::file     ? s.path
+                            : s.kind == core::sink_kind::twilio ? s.api_base
+                                                                : s.url;
+        std::printf("  - %s (%s) -> %s, min severity %s%s\n", s.name.c_str(),
+                    std::string(core::to_string(s.kind)).c_str(), where.c_str(),
+                    std::string(core::to_string(s.min_severity)).c_str(),
+                    s.rules.empty() ? ", all rules" : "");
+    }
+    std::printf("state:    %s\n", cfg->state_directory.c_str());
+    std::printf("admin:    %s\n",
+                cfg->admin_listen.empty() ? "disabled" : cfg->admin_listen.c_str());
+    auto warnings = core::check_config_warnings(*cfg, &file_mode);
+    for (const auto& w : warnings)
+        std::printf("warning: %s: %s\n", w.key.c_str(), w.message.c_str());
+    std::printf("%zu warning(s)\n", warnings.size());
+    return exit_ok;
+}
+
+namespace {
+
+// Replay input: one JSON document (a Graph page, a diagnostic body, one record) or NDJSON.
+std::vector<std::string_view> split_input(const std::string& text) {
+    std::vector<std::string_view> docs;
+    std::string_view all(text);
+    auto first_nl = all.find('\n');
+    bool ndjson = false;
+    if (first_nl != std::string_view::npos) {
+        std::string_view first = all.substr(0, first_nl);
+        ndjson = nlohmann::json::accept(first);
+    }
+    if (!ndjson) {
+        docs.push_back(all);
+        return docs;
+    }
+    std::size_t pos = 0;
+    while (pos < all.size()) {
+        auto nl = all.find('\n', pos);
+        if (nl == std::string_view::npos) nl = all.size();
+        std::string_view line = all.substr(pos, nl - pos);
+        if (line.find_first_not_of(" \t\r") != std::string_view::npos) docs.push_back(line);
+        pos = nl + 1;
+    }
+    return docs;
+}
+
+}  // namespace
+
+int cmd_replay(const std::vector<std::string>& args) {
+    std::string config_path, input;
+    bool send = false;
+    core::body_origin origin;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const auto& a = args[i];
+        if (a == "--config" && i + 1 < args.size())
+            config_path = args[++i];
+        else if (a == "--send")
+            send = true;
+        else if (a == "--format" && i + 1 < args.size()) {
+            const auto& f = args[++i];
+            if (f == "graph-signins")
+                origin.hint = core::record_hint::graph_signin;
+            else if (f == "graph-audits")
+                origin.hint = core::record_hint::graph_audit;
+            else if (f == "diagnostic")
+                origin.hint = core::record_hint::diagnostic;
+            else if (f != "auto") {
+                std::fprintf(stderr, "replay: unknown --format '%s'\n", f.c_str());
+                return exit_usage;
+            }
+        } else if (input.empty() && (a == "-" || (!a.empty() && a[0] != '-')))
+            input = a;
+        else {
+            std::fprintf(stderr, "replay: unexpected argument '%s'\n", a.c_str());
+            return exit_usage;
+        }
+    }
+    if (input.empty()) {
+        std::fprintf(stderr, "replay: give an input FILE or - for stdin\n");
+        return exit_usage;
+    }
+    if (config_path.empty()) config_path = default_config_path;
+    auto cfg = load_config_file(config_path);
+    if (!cfg) return exit_config;
+    if (!io::init_logging(cfg->log_level == "info" ? "warn" : cfg->log_level))
+        io::init_logging("warn");
+
+    std::string text;
+    if (input == "-") {
+        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else if (!read_file(input, text)) {
+        std::fprintf(stderr, "replay: cannot read %s\n", input.c_str());
+        return exit_failure;
+    }
+
+    core::pipeline pl(*cfg);
+    std::vector<core::finding> all;
+    std::map<std::string, std::size_t> problem_counts;
+    const core::micros now = io::wall_now();
+    for (auto doc : split_input(text)) {
+        auto out = pl.process(doc, origin, now);
+        for (auto& p : out.problems) {
+            // Logged once per kind of problem; the total is in the summary.
+            if (problem_counts[p]++ == 0) spdlog::warn("replay: {}", p);
+        }
+        for (auto& f : out.findings)
+            all.push_back(std::move(f));
+    }
+    std::set<std::string> printed;
+    for (const auto& f : all) {
+        if (!printed.insert(f.a.id).second) continue;  // same alert twice in the input
+        std::fputs(f.a.detail_json.c_str(), stdout);
+        std::fputc('\n', stdout);
+    }
+    std::fflush(stdout);
+    const auto& st = pl.stats();
+    std::size_t problems = 0;
+    for (auto& [_, n] : problem_counts)
+        problems += n;
+    std::fprintf(stderr,
+                 "replay: %llu bodies, %llu bytes, %llu candidate record(s), %zu alert(s), %zu "
+                 "malformed input(s)\n",
+                 static_cast<unsigned long long>(st.bodies),
+                 static_cast<unsigned long long>(st.bytes),
+                 static_cast<unsigned long long>(st.candidate_records), printed.size(), problems);
+    if (!send) return exit_ok;
+
+    // --send: the same path the daemon takes — one durable commit, then the sinks.
+    std::string err;
+    auto db = io::store::open(cfg->state_directory, err);
+    if (!db) {
+        std::fprintf(stderr, "replay: state store: %s\n", err.c_str());
+        return exit_store;
+    }
+    std::vector<io::routed_finding> routed;
+    for (auto& f : all)
+        routed.push_back({f, core::route_alert(cfg->sinks, f.a)});
+    auto res = db->commit(routed, {}, now);
+    if (!res.ok) {
+        std::fprintf(stderr, "replay: cannot store alerts: %s\n", res.error.c_str());
+        return exit_store;
+    }
+    std::fprintf(stderr, "replay: %zu new alert(s) queued, %zu already known\n",
+                 res.new_alerts.size(), res.duplicates);
+
+    namespace asio = boost::asio;
+    // Declared first, destroyed last: see the note in app/daemon.cpp about coroutine frames.
+    io::thread_pair threads;
+    io::runtime rt(threads.main(), threads.store_ctx(), *db);
+    std::vector<std::unique_ptr<io::sink>> sinks;
+    for (const auto& sc : cfg->sinks) {
+        auto s = io::make_sink(rt, sc, cfg->allow_world_readable_secrets, err);
+        if (!s) {
+            std::fprintf(stderr, "replay: sink %s: %s\n", sc.name.c_str(), err.c_str());
+            return exit_config;
+        }
+        sinks.push_back(std::move(s));
+    }
+    io::delivery_engine engine(rt, std::move(sinks), pl.context());
+    bool drained = false;
+    asio::co_spawn(threads.main(), engine.run(), [](std::exception_ptr e) {
+        if (e) spdlog::critical("replay: delivery stopped by a bug");
+    });
+    asio::co_spawn(
+        threads.main(),
+        [&]() -> asio::awaitable<void> {
+            drained = co_await engine.drain(std::chrono::seconds(30));
+            engine.stop();  // workers finish, the loop runs out of work
+        },
+        [](std::exception_ptr e) {
+            if (e) spdlog::critical("replay: drain stopped by a bug");
+        });
+    threads.run_main();
+    threads.finish();
+    if (!drained) {
+        std::fprintf(stderr,
+                     "replay: some alerts are still queued (a sink is failing); the daemon will "
+                     "retry them\n");
+        return exit_failure;
+    }
+    return exit_ok;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+    std::string path;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--config" && i + 1 < args.size())
+            path = args[++i];
+        else {
+            std::fprintf(stderr, "run: unexpected argument '%s'\n", args[i].c_str());
+            return exit_usage;
+        }
+    }
+    if (path.empty()) path = default_config_path;
+    auto cfg = load_config_file(path);
+    if (!cfg) return exit_config;
+    if (!io::init_logging(cfg->log_level)) {
+        std::fprintf(stderr, "%s: log.level: unknown level\n", path.c_str());
+        return exit_config;
+    }
+    return run_daemon(*cfg);
+}
+
+}  // namespace glasswatch::app

@@ -1,0 +1,28 @@
+// CLI sub-commands. Each returns a process exit code (see `glasswatch help`).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace glasswatch::app {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failure = 1;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_config = 3;
+inline constexpr int exit_store = 4;
+
+int cmd_check_config(const std::vector<std::string>& args);
+int cmd_replay(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+
+// Reads and validates a config file, printing every error to stderr. nullopt on failure.
+std::optional<core::config> load_config_file(const std::string& path);
+
+// Permission bits of a file (for the secret-file check), nullopt when it cannot be stat'ed.
+std::optional<unsigned> file_mode(const std::string& path);
+
+}  // namespace glasswatch::app

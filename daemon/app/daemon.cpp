@@ -1,0 +1,124 @@
+#include "app/daemon.hpp"
+
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdlib>
+#include <thread>
+
+#include "app/commands.hpp"
+#include "io/delivery.hpp"
+#include "io/runtime.hpp"
+#include "io/store.hpp"
+
+namespace glasswatch::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Pings the systemd watchdog from the main loop at half the configured interval: a wedged loop
+// stops the pings and systemd restarts the service.
+asio::awaitable<void> watchdog_loop(std::chrono::microseconds interval) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    for (;;) {
+        sd_notify(0, "WATCHDOG=1");
+        t.expires_after(interval / 2);
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        // Test hook: a file that wedges the loop, to prove the pings stop (issue: watchdog test).
+        if (const char* wedge = std::getenv("GLASSWATCH_TEST_WEDGE_FILE");
+            wedge && ::access(wedge, F_OK) == 0) {
+            spdlog::warn("test hook: wedging the main loop");
+            for (;;)
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+    }
+}
+
+void log_exception(const char* what, std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        spdlog::critical("{} stopped by a bug: {}", what, x.what());
+    }
+}
+
+}  // namespace
+
+int run_daemon(const core::config& cfg) {
+    std::string err;
+    auto db = io::store::open(cfg.state_directory, err);
+    if (!db) {
+        spdlog::critical("state store: {}", err);
+        return exit_store;
+    }
+    spdlog::info("glasswatch {} starting: tenant {}, {} account(s) watched, {} sink(s), state {}",
+                 GLASSWATCH_VERSION, cfg.tenant_name.empty() ? cfg.tenant_id : cfg.tenant_name,
+                 cfg.watch.accounts.size(), cfg.sinks.size(), db->path());
+
+    // The contexts are owned by `threads`, declared before everything whose address a coroutine
+    // frame may hold, and torn down explicitly (threads.finish()) before those are destroyed.
+    io::thread_pair threads;
+    asio::io_context& main_ctx = threads.main();
+    io::runtime rt(main_ctx, threads.store_ctx(), *db);
+    core::alert_context actx{cfg.tenant_id,
+                             cfg.tenant_name.empty() ? cfg.tenant_id : cfg.tenant_name};
+
+    std::vector<std::unique_ptr<io::sink>> sinks;
+    for (const auto& sc : cfg.sinks) {
+        auto s = io::make_sink(rt, sc, cfg.allow_world_readable_secrets, err);
+        if (!s) {
+            spdlog::critical("sink {}: {}", sc.name, err);
+            return exit_config;
+        }
+        sinks.push_back(std::move(s));
+    }
+    io::delivery_engine delivery(rt, std::move(sinks), actx);
+
+    // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
+    // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
+    // and go out after the restart (at-least-once).
+    bool stopping = false;
+    asio::steady_timer grace(main_ctx);
+    asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: draining (stop intake, finish in-flight deliveries)", sig);
+        sd_notify(0, "STOPPING=1");
+        stopping = true;
+        delivery.stop();
+        grace.expires_after(std::chrono::seconds(10));
+        grace.async_wait([&](const boost::system::error_code& gec) {
+            if (!gec) {
+                spdlog::warn("drain grace period over; pending deliveries resume after restart");
+                main_ctx.stop();
+            }
+        });
+    });
+
+    asio::co_spawn(main_ctx, delivery.run(), [&](std::exception_ptr e) {
+        log_exception("delivery", e);
+        if (stopping) main_ctx.stop();
+    });
+    std::uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
+        asio::co_spawn(main_ctx, watchdog_loop(std::chrono::microseconds(wd_usec)),
+                       [](std::exception_ptr e) { log_exception("watchdog", e); });
+
+    sd_notify(0, "READY=1\nSTATUS=watching");
+    spdlog::info("ready");
+    threads.run_main();
+    threads.finish();
+    spdlog::info("stopped{}", stopping ? " cleanly" : "");
+    return exit_ok;
+}
+
+}  // namespace glasswatch::app

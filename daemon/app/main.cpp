@@ -1,0 +1,68 @@
+// glasswatch: break-glass tripwire for Microsoft Entra ID. CLI entry point.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "app/commands.hpp"
+
+namespace {
+
+constexpr const char* usage_text =
+    R"(glasswatch — pages out of band whenever an Entra ID break-glass account is touched
+
+usage: glasswatch <command> [options]
+
+commands:
+  run --config FILE            run the daemon (systemd Type=notify; SIGTERM drains and exits 0)
+  check-config FILE            validate FILE, print what is watched and every warning that
+                               matters to a SOC (fewer than two accounts, a sink hosted by
+                               Microsoft, a secret file readable by others)
+  replay [--config FILE] [--send] [--format graph-signins|graph-audits|diagnostic|auto] FILE|-
+                               feed Graph pages, diagnostic-settings bodies or NDJSON records
+                               through the matcher and print the alerts as JSON lines;
+                               nothing is sent unless --send (then alerts go through the store
+                               and the configured sinks, exactly as the daemon would)
+  version                      print the version
+  help                         this text
+
+options:
+  --config FILE                configuration (default /etc/glasswatch/glasswatch.toml)
+
+exit codes:
+  0  success (check-config: valid, possibly with warnings; replay: processed)
+  1  runtime failure (I/O error, a sink refused a --send delivery, interrupted)
+  2  usage error (unknown command or option)
+  3  configuration invalid (every problem is printed as FILE:LINE: KEY: MESSAGE)
+  4  state store unusable (corrupt, newer schema, unwritable) — never silently reset
+
+Configuration reference: /usr/share/doc/glasswatch/README.md and the commented
+/etc/glasswatch/glasswatch.example.toml.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+        std::fputs(usage_text, args.empty() ? stderr : stdout);
+        return args.empty() ? glasswatch::app::exit_usage : 0;
+    }
+    const std::string cmd = args[0];
+    args.erase(args.begin());
+    for (const auto& a : args) {
+        if (a == "--help" || a == "-h") {
+            std::fputs(usage_text, stdout);
+            return 0;
+        }
+    }
+    if (cmd == "version" || cmd == "--version") {
+        std::printf("glasswatch %s\n", GLASSWATCH_VERSION);
+        return 0;
+    }
+    if (cmd == "check-config") return glasswatch::app::cmd_check_config(args);
+    if (cmd == "replay") return glasswatch::app::cmd_replay(args);
+    if (cmd == "run") return glasswatch::app::cmd_run(args);
+    std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
+    return glasswatch::app::exit_usage;
+}

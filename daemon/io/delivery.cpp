@@ -1,0 +1,210 @@
+#include "io/delivery.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+
+#include "core/routing.hpp"
+#include "io/file_sink.hpp"
+
+namespace glasswatch::io {
+
+core::micros wall_now() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+namespace {
+
+// Note: every rt_.on_store() call below takes a named lambda, never a temporary one: GCC 12
+// destroys the captures of a temporary inside a co_await full-expression twice.
+
+class file_sink final : public sink {
+public:
+    file_sink(runtime& rt, core::sink_config cfg) : rt_(rt), cfg_(std::move(cfg)) {}
+    const core::sink_config& config() const noexcept override { return cfg_; }
+    asio::awaitable<sink_outcome> deliver(const outbox_row& row) override {
+        // Disk writes run on the store thread: the main loop never blocks on fsync.
+        std::string path = cfg_.path;
+        auto write_line = [path, row](store&) { return deliver_to_file(path, row); };
+        auto r = co_await rt_.on_store(std::move(write_line));
+        sink_outcome o;
+        o.what =
+            r.ok ? sink_outcome::kind::confirmed
+                 : (r.permanent ? sink_outcome::kind::permanent : sink_outcome::kind::transient);
+        o.error = r.error;
+        co_return o;
+    }
+
+private:
+    runtime& rt_;
+    core::sink_config cfg_;
+};
+
+}  // namespace
+
+std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
+                                bool /*allow_world_readable*/, std::string& error) {
+    switch (cfg.kind) {
+        case core::sink_kind::file:
+            return std::make_unique<file_sink>(rt, cfg);
+        default:
+            error = "sink type " + std::string(core::to_string(cfg.kind)) +
+                    " is not available in this build";
+            return nullptr;
+    }
+}
+
+delivery_engine::delivery_engine(runtime& rt, std::vector<std::unique_ptr<sink>> sinks,
+                                 core::alert_context ctx, core::backoff_policy policy)
+    : rt_(rt), sinks_(std::move(sinks)), ctx_(std::move(ctx)), policy_(policy) {}
+
+void delivery_engine::stop() {
+    stopping_ = true;
+    rt_.notify_outbox();
+}
+
+asio::awaitable<void> delivery_engine::run() {
+    // Workers are independent: one slow or broken sink never delays another.
+    auto ex = co_await asio::this_coro::executor;
+    int running = static_cast<int>(sinks_.size());
+    asio::steady_timer done(ex, std::chrono::steady_clock::time_point::max());
+    for (auto& s : sinks_) {
+        asio::co_spawn(
+            ex, worker(*s), [&running, &done, name = s->config().name](std::exception_ptr e) {
+                if (e) {
+                    try {
+                        std::rethrow_exception(e);
+                    } catch (const std::exception& x) {
+                        spdlog::critical("sink {}: worker stopped by a bug: {}", name, x.what());
+                    }
+                }
+                if (--running == 0) done.cancel();
+            });
+    }
+    if (running > 0) {
+        boost::system::error_code ec;
+        co_await done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+asio::awaitable<void> delivery_engine::worker(sink& s) {
+    const std::string name = s.config().name;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer sleeper(ex);
+    rt_.add_sleeper(&sleeper);
+    struct unregister {
+        runtime& rt;
+        asio::steady_timer* t;
+        ~unregister() { rt.remove_sleeper(t); }
+    } guard{rt_, &sleeper};
+
+    while (!stopping_) {
+        const core::micros now = wall_now();
+        auto fetch_due = [name, now](store& db) { return db.due(name, now, 16); };
+        auto rows = co_await rt_.on_store(std::move(fetch_due));
+        for (const auto& row : rows) {
+            if (stopping_) break;
+            auto t0 = std::chrono::steady_clock::now();
+            sink_outcome o = co_await s.deliver(row);
+            auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0);
+            const core::micros at = wall_now();
+            auto& st = stats_[name];
+            switch (o.what) {
+                case sink_outcome::kind::accepted:
+                case sink_outcome::kind::confirmed: {
+                    bool confirmed = o.what == sink_outcome::kind::confirmed;
+                    auto record_accept = [row, at, o, confirmed](store& db) {
+                        db.mark_accepted(row.alert_id, row.sink, at, o.sink_ref, confirmed);
+                    };
+                    co_await rt_.on_store(std::move(record_accept));
+                    ++st.delivered;
+                    spdlog::info("sink {}: delivered {} ({}, {} ms, attempt {})", name,
+                                 row.alert_id, row.a.rule, took.count(), row.attempts + 1);
+                    break;
+                }
+                case sink_outcome::kind::transient: {
+                    auto delay =
+                        core::backoff_delay(policy_, row.attempts + 1, rt_.jitter(), o.retry_after);
+                    core::micros next =
+                        at + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
+                    auto record_retry = [row, next, o](store& db) {
+                        db.mark_retry(row.alert_id, row.sink, next, o.error);
+                    };
+                    co_await rt_.on_store(std::move(record_retry));
+                    ++st.retries;
+                    // First failure at warn, then every 10th: a dead sink must not flood the
+                    // journal.
+                    if (row.attempts % 10 == 0)
+                        spdlog::warn(
+                            "sink {}: delivery of {} failed (attempt {}): {}; retrying in {}", name,
+                            row.alert_id, row.attempts + 1, o.error,
+                            core::format_duration(delay.count()));
+                    break;
+                }
+                case sink_outcome::kind::permanent: {
+                    auto record_failure = [row, at, o](store& db) {
+                        db.mark_failed(row.alert_id, row.sink, at, o.error);
+                    };
+                    co_await rt_.on_store(std::move(record_failure));
+                    ++st.permanent_failures;
+                    spdlog::error("sink {}: permanent failure delivering {}: {}", name,
+                                  row.alert_id, o.error);
+                    co_await raise_sink_broken(s, row, o.error);
+                    break;
+                }
+            }
+        }
+        if (stopping_) break;
+        if (rows.size() == 16) continue;  // more may be due
+        // Sleep until a commit wakes us, or poll again in a second for retries coming due.
+        sleeper.expires_after(std::chrono::seconds(1));
+        boost::system::error_code ec;
+        co_await sleeper.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+asio::awaitable<void> delivery_engine::raise_sink_broken(const sink& broken, const outbox_row& row,
+                                                         const std::string& error) {
+    if (row.a.rule == "sink_broken") co_return;  // never chain sink_broken alerts
+    std::vector<std::string> others;
+    for (const auto& s : sinks_)
+        if (s->config().name != broken.config().name) others.push_back(s->config().name);
+    if (others.empty()) {
+        spdlog::critical("sink {} is broken and there is no other sink to report it through",
+                         broken.config().name);
+        co_return;
+    }
+    const core::micros now = wall_now();
+    core::alert a = core::make_health_alert(
+        ctx_, "sink_broken", core::severity::critical, broken.config().name, row.alert_id,
+        "Alert sink '" + broken.config().name + "' refuses deliveries (" + error + "); alert " +
+            row.alert_id + " (" + row.a.rule + ") could not be sent through it",
+        now);
+    std::vector<routed_finding> f{{core::finding{a, row.a.detail_json, "health"}, others}};
+    auto queue_alert = [f, now](store& db) { return db.commit(f, {}, now); };
+    auto res = co_await rt_.on_store(std::move(queue_alert));
+    if (!res.ok) spdlog::error("cannot queue sink_broken alert: {}", res.error);
+    rt_.notify_outbox();
+}
+
+asio::awaitable<bool> delivery_engine::drain(std::chrono::milliseconds timeout) {
+    auto ex = co_await asio::this_coro::executor;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    asio::steady_timer t(ex);
+    for (;;) {
+        auto count_pending = [](store& db) { return db.outbox_depth(); };
+        auto depth = co_await rt_.on_store(std::move(count_pending));
+        if (depth == 0) co_return true;
+        if (std::chrono::steady_clock::now() >= deadline) co_return false;
+        t.expires_after(std::chrono::milliseconds(50));
+        boost::system::error_code ec;
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+}  // namespace glasswatch::io

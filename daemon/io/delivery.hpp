@@ -1,0 +1,77 @@
+// Delivery engine: one worker coroutine per sink reads the outbox and delivers, marking a row
+// delivered only on the sink's acknowledgement (invariant 2).
+//
+// Error policy: a sink's deliver() never throws; it returns an outcome classified once:
+//   accepted/confirmed — the sink acknowledged (confirmed: final, e.g. SMS delivered);
+//   transient — transport error, timeout, 408, 429, 5xx: retried forever with capped, jittered
+//               back-off that honours Retry-After;
+//   permanent — the sink said the request itself is wrong (400 bad routing key, 401 bad Twilio
+//               credentials): that row stops, the error is logged with the sink's own text and
+//               a "sink_broken" alert is raised on the other sinks.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <map>
+
+#include "core/alert.hpp"
+#include "core/backoff.hpp"
+#include "core/config.hpp"
+#include "io/runtime.hpp"
+
+namespace glasswatch::io {
+
+struct sink_outcome {
+    enum class kind { accepted, confirmed, transient, permanent } what = kind::transient;
+    std::string error;     // the sink's own error text (never a secret)
+    std::string sink_ref;  // the sink's id for the delivery (Twilio SID, dedup key)
+    std::optional<std::chrono::milliseconds> retry_after;
+};
+
+class sink {
+public:
+    virtual ~sink() = default;
+    virtual const core::sink_config& config() const noexcept = 0;
+    virtual asio::awaitable<sink_outcome> deliver(const outbox_row& row) = 0;
+};
+
+// Builds the sink for a config entry; nullptr + error when it cannot (missing secret, ...).
+std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
+                                bool allow_world_readable, std::string& error);
+
+struct delivery_stats {
+    std::uint64_t delivered = 0, retries = 0, permanent_failures = 0;
+};
+
+class delivery_engine {
+public:
+    delivery_engine(runtime& rt, std::vector<std::unique_ptr<sink>> sinks, core::alert_context ctx,
+                    core::backoff_policy policy = {});
+
+    // Runs all workers until stop(); in-flight sends finish (bounded by each sink's timeouts).
+    asio::awaitable<void> run();
+    void stop();
+
+    // Waits until the outbox has no pending row due now, or `timeout` passes (replay --send).
+    asio::awaitable<bool> drain(std::chrono::milliseconds timeout);
+
+    const delivery_stats& stats(const std::string& sink) { return stats_[sink]; }
+
+private:
+    asio::awaitable<void> worker(sink& s);
+    asio::awaitable<void> raise_sink_broken(const sink& broken, const outbox_row& row,
+                                            const std::string& error);
+
+    runtime& rt_;
+    std::vector<std::unique_ptr<sink>> sinks_;
+    core::alert_context ctx_;
+    core::backoff_policy policy_;
+    bool stopping_ = false;  // main thread
+    std::map<std::string, delivery_stats> stats_;
+};
+
+}  // namespace glasswatch::io

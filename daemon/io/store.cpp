@@ -1,0 +1,551 @@
+#include "io/store.hpp"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "core/crypto.hpp"
+
+namespace glasswatch::io {
+
+std::string_view to_string(delivery_state s) noexcept {
+    switch (s) {
+        case delivery_state::pending:
+            return "pending";
+        case delivery_state::accepted:
+            return "accepted";
+        case delivery_state::confirmed:
+            return "confirmed";
+        case delivery_state::failed:
+            return "failed";
+    }
+    return "?";
+}
+
+namespace {
+
+delivery_state parse_state(std::string_view s) {
+    if (s == "accepted") return delivery_state::accepted;
+    if (s == "confirmed") return delivery_state::confirmed;
+    if (s == "failed") return delivery_state::failed;
+    return delivery_state::pending;
+}
+
+// RAII prepared statement; binds by position, reads by column.
+class stmt {
+public:
+    stmt(sqlite3* db, const char* sql) : db_(db) {
+        prepare_rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
+        rc_ = prepare_rc_;
+    }
+    ~stmt() { sqlite3_finalize(s_); }
+    stmt(const stmt&) = delete;
+    stmt& operator=(const stmt&) = delete;
+    bool ok() const { return prepare_rc_ == SQLITE_OK && s_ != nullptr; }
+    stmt& bind(int i, std::string_view v) {
+        sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    stmt& bind_blob(int i, std::string_view v) {
+        sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    stmt& bind(int i, std::int64_t v) {
+        sqlite3_bind_int64(s_, i, v);
+        return *this;
+    }
+    stmt& bind_null(int i) {
+        sqlite3_bind_null(s_, i);
+        return *this;
+    }
+    // SQLITE_ROW, SQLITE_DONE or an error code.
+    int step() { return ok() ? (rc_ = sqlite3_step(s_)) : rc_; }
+    std::string text(int c) const {
+        auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+                 : std::string();
+    }
+    std::string blob(int c) const {
+        auto p = static_cast<const char*>(sqlite3_column_blob(s_, c));
+        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
+                 : std::string();
+    }
+    std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+    bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+    int rc() const { return rc_; }
+    std::string error() const { return sqlite3_errmsg(db_); }
+
+private:
+    sqlite3* db_;
+    sqlite3_stmt* s_ = nullptr;
+    int prepare_rc_ = SQLITE_ERROR;
+    int rc_ = SQLITE_ERROR;  // last step() result
+};
+
+constexpr const char* schema_v1 = R"SQL(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE alerts(
+  alert_id TEXT PRIMARY KEY,
+  rule TEXT NOT NULL,
+  severity TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  event_time INTEGER NOT NULL,
+  observed_at INTEGER NOT NULL,
+  subject_id TEXT NOT NULL,
+  subject_label TEXT NOT NULL,
+  drill_id TEXT,
+  summary TEXT NOT NULL,
+  sms TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  source TEXT NOT NULL);
+CREATE INDEX alerts_observed ON alerts(observed_at);
+CREATE TABLE outbox(
+  alert_id TEXT NOT NULL REFERENCES alerts(alert_id),
+  sink TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  accepted_at INTEGER,
+  confirmed_at INTEGER,
+  last_error TEXT,
+  sink_ref TEXT,
+  PRIMARY KEY(alert_id, sink));
+CREATE INDEX outbox_due ON outbox(sink, state, next_attempt_at);
+CREATE TABLE evidence(
+  seq INTEGER PRIMARY KEY,
+  alert_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  raw BLOB NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL);
+CREATE INDEX evidence_alert ON evidence(alert_id);
+CREATE TABLE checkpoints(source TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL);
+)SQL";
+
+const std::string genesis_hash(64, '0');
+
+}  // namespace
+
+std::string evidence_hash(const std::string& prev_hash, std::int64_t seq,
+                          const std::string& alert_id, const std::string& source,
+                          micros recorded_at, const std::string& raw) {
+    std::string material = prev_hash;
+    material += '\n';
+    material += std::to_string(seq);
+    material += '\n';
+    material += alert_id;
+    material += '\n';
+    material += source;
+    material += '\n';
+    material += std::to_string(recorded_at);
+    material += '\n';
+    material += core::sha256_hex(raw);
+    return core::sha256_hex(material);
+}
+
+bool store::exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+        last_error_ = msg ? msg : sqlite3_errmsg(db_);
+        sqlite3_free(msg);
+        return false;
+    }
+    return true;
+}
+
+std::unique_ptr<store> store::open(const std::string& state_dir, std::string& error,
+                                   bool read_only) {
+    std::unique_ptr<store> s(new store());
+    std::error_code ec;
+    if (!read_only) std::filesystem::create_directories(state_dir, ec);
+    s->path_ = (std::filesystem::path(state_dir) / "glasswatch.db").string();
+    if (read_only && !std::filesystem::exists(s->path_)) {
+        error = s->path_ + ": no state database (has the daemon run?)";
+        return nullptr;
+    }
+    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (sqlite3_open_v2(s->path_.c_str(), &s->db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) !=
+        SQLITE_OK) {
+        error = s->path_ + ": cannot open: " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory");
+        return nullptr;
+    }
+    sqlite3_busy_timeout(s->db_, 5000);
+    sqlite3_extended_result_codes(s->db_, 1);
+    auto fail = [&](const std::string& what) {
+        error = s->path_ + ": " + what;
+        return nullptr;
+    };
+    // A file that is not a database (or is damaged) fails here rather than being replaced.
+    {
+        stmt q(s->db_, "PRAGMA quick_check");
+        if (!q.ok())
+            return fail("not a glasswatch database or corrupt (" +
+                        std::string(sqlite3_errmsg(s->db_)) +
+                        "); refusing to touch it — move it aside to start fresh");
+        int rc = q.step();
+        if (rc != SQLITE_ROW || q.text(0) != "ok")
+            return fail("database is corrupt (" + (rc == SQLITE_ROW ? q.text(0) : q.error()) +
+                        "); refusing to touch it — keep it for the post-mortem and move it aside");
+    }
+    if (!read_only) {
+        if (!s->exec("PRAGMA journal_mode=WAL") || !s->exec("PRAGMA synchronous=FULL") ||
+            !s->exec("PRAGMA foreign_keys=ON"))
+            return fail("cannot configure: " + s->last_error_);
+    }
+    // Schema version: 0 = empty file.
+    int version = 0;
+    {
+        stmt t(s->db_, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'");
+        if (t.step() != SQLITE_ROW) return fail("cannot read schema: " + t.error());
+        if (t.i64(0) == 1) {
+            stmt v(s->db_, "SELECT value FROM meta WHERE key='schema_version'");
+            if (v.step() != SQLITE_ROW)
+                return fail("database has no schema version; not a glasswatch database");
+            version = std::atoi(v.text(0).c_str());
+            if (version <= 0) return fail("invalid schema version '" + v.text(0) + "'");
+        } else {
+            stmt any(s->db_, "SELECT count(*) FROM sqlite_master");
+            if (any.step() == SQLITE_ROW && any.i64(0) > 0)
+                return fail("database holds tables but no glasswatch schema; refusing to touch it");
+        }
+    }
+    if (version > store_schema_version)
+        return fail("database schema version " + std::to_string(version) +
+                    " is newer than this glasswatch understands (" +
+                    std::to_string(store_schema_version) +
+                    "); upgrade glasswatch instead of downgrading the state");
+    if (read_only) {
+        if (version == 0) return fail("empty database");
+        return s;
+    }
+    // Migrations: each step in its own transaction, so a crash mid-migration leaves the old
+    // version intact.
+    if (version == 0) {
+        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v1 +
+                          "INSERT INTO meta(key,value) VALUES('schema_version','1');"
+                          "INSERT INTO meta(key,value) VALUES('chain_genesis','" +
+                          genesis_hash + "');COMMIT;";
+        if (!s->exec(sql.c_str())) {
+            s->exec("ROLLBACK");
+            return fail("cannot create schema: " + s->last_error_);
+        }
+        version = 1;
+    }
+    return s;
+}
+
+store::~store() {
+    if (db_) sqlite3_close_v2(db_);
+}
+
+commit_result store::commit(const std::vector<routed_finding>& findings,
+                            const std::vector<checkpoint>& checkpoints, micros now) {
+    commit_result r;
+    auto abort = [&](const std::string& what) {
+        r.ok = false;
+        r.error = what;
+        r.new_alerts.clear();
+        r.duplicates = 0;
+        exec("ROLLBACK");
+        return r;
+    };
+    if (!exec("BEGIN IMMEDIATE")) {
+        r.error = "begin: " + last_error_;
+        return r;
+    }
+    std::string prev_hash = genesis_hash;
+    std::int64_t next_seq = 1;
+    {
+        stmt last(db_, "SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1");
+        int rc = last.step();
+        if (rc == SQLITE_ROW) {
+            next_seq = last.i64(0) + 1;
+            prev_hash = last.text(1);
+        } else if (rc != SQLITE_DONE) {
+            return abort("read evidence head: " + last.error());
+        }
+    }
+    for (const auto& rf : findings) {
+        const core::alert& a = rf.f.a;
+        stmt ins(
+            db_,
+            "INSERT OR IGNORE INTO alerts(alert_id,rule,severity,tenant_id,event_id,event_time,"
+            "observed_at,subject_id,subject_label,drill_id,summary,sms,detail,source) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        ins.bind(1, a.id)
+            .bind(2, a.rule)
+            .bind(3, core::to_string(a.sev))
+            .bind(4, a.tenant_id)
+            .bind(5, a.event_id)
+            .bind(6, a.event_time)
+            .bind(7, a.observed_at)
+            .bind(8, a.subject_id)
+            .bind(9, a.subject_label);
+        if (a.drill)
+            ins.bind(10, a.drill_id);
+        else
+            ins.bind_null(10);
+        ins.bind(11, a.summary).bind(12, a.sms).bind(13, a.detail_json).bind(14, rf.f.source);
+        if (ins.step() != SQLITE_DONE) return abort("insert alert: " + ins.error());
+        if (sqlite3_changes(db_) == 0) {
+            ++r.duplicates;  // same event seen again: the alert is already queued or delivered
+            continue;
+        }
+        r.new_alerts.push_back(a.id);
+        for (const auto& sink : rf.sinks) {
+            stmt ob(db_,
+                    "INSERT OR IGNORE INTO "
+                    "outbox(alert_id,sink,state,attempts,next_attempt_at,created_at) "
+                    "VALUES(?,?,'pending',0,?,?)");
+            ob.bind(1, a.id).bind(2, sink).bind(3, now).bind(4, now);
+            if (ob.step() != SQLITE_DONE) return abort("insert outbox: " + ob.error());
+        }
+        std::string h = evidence_hash(prev_hash, next_seq, a.id, rf.f.source, now, rf.f.raw);
+        stmt ev(db_,
+                "INSERT INTO evidence(seq,alert_id,source,recorded_at,raw,prev_hash,hash) "
+                "VALUES(?,?,?,?,?,?,?)");
+        ev.bind(1, next_seq)
+            .bind(2, a.id)
+            .bind(3, rf.f.source)
+            .bind(4, now)
+            .bind_blob(5, rf.f.raw)
+            .bind(6, prev_hash)
+            .bind(7, h);
+        if (ev.step() != SQLITE_DONE) return abort("insert evidence: " + ev.error());
+        prev_hash = h;
+        ++next_seq;
+    }
+    for (const auto& c : checkpoints) {
+        stmt cp(db_,
+                "INSERT INTO checkpoints(source,position,updated_at) VALUES(?,?,?) "
+                "ON CONFLICT(source) DO UPDATE SET position=excluded.position, "
+                "updated_at=excluded.updated_at");
+        cp.bind(1, c.source).bind(2, c.position).bind(3, now);
+        if (cp.step() != SQLITE_DONE) return abort("write checkpoint: " + cp.error());
+    }
+    if (!exec("COMMIT")) return abort("commit: " + last_error_);
+    r.ok = true;
+    return r;
+}
+
+std::optional<std::string> store::load_checkpoint(const std::string& source) {
+    stmt q(db_, "SELECT position FROM checkpoints WHERE source=?");
+    q.bind(1, source);
+    if (q.step() == SQLITE_ROW) return q.text(0);
+    return std::nullopt;
+}
+
+std::vector<checkpoint> store::load_checkpoints(const std::string& prefix) {
+    std::vector<checkpoint> out;
+    stmt q(db_,
+           "SELECT source, position FROM checkpoints WHERE substr(source,1,length(?))=? ORDER BY "
+           "source");
+    q.bind(1, prefix).bind(2, prefix);
+    while (q.step() == SQLITE_ROW)
+        out.push_back({q.text(0), q.text(1)});
+    return out;
+}
+
+namespace {
+constexpr const char* outbox_select =
+    "SELECT o.alert_id,o.sink,o.state,o.attempts,o.next_attempt_at,o.created_at,"
+    "coalesce(o.accepted_at,0),coalesce(o.confirmed_at,0),coalesce(o.last_error,''),coalesce(o."
+    "sink_ref,''),"
+    "a.rule,a.severity,a.tenant_id,a.event_id,a.event_time,a.observed_at,a.subject_id,a.subject_"
+    "label,"
+    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail "
+    "FROM outbox o JOIN alerts a ON a.alert_id=o.alert_id ";
+
+outbox_row read_row(stmt& q) {
+    outbox_row r;
+    r.alert_id = q.text(0);
+    r.sink = q.text(1);
+    r.state = parse_state(q.text(2));
+    r.attempts = static_cast<int>(q.i64(3));
+    r.next_attempt_at = q.i64(4);
+    r.created_at = q.i64(5);
+    r.accepted_at = q.i64(6);
+    r.confirmed_at = q.i64(7);
+    r.last_error = q.text(8);
+    r.sink_ref = q.text(9);
+    core::alert& a = r.a;
+    a.id = r.alert_id;
+    a.rule = q.text(10);
+    a.sev = core::parse_severity(q.text(11)).value_or(core::severity::critical);
+    a.tenant_id = q.text(12);
+    a.event_id = q.text(13);
+    a.event_time = q.i64(14);
+    a.observed_at = q.i64(15);
+    a.subject_id = q.text(16);
+    a.subject_label = q.text(17);
+    a.drill_id = q.text(18);
+    a.drill = !a.drill_id.empty();
+    a.summary = q.text(19);
+    a.sms = q.text(20);
+    a.detail_json = q.text(21);
+    return r;
+}
+}  // namespace
+
+std::vector<outbox_row> store::due(const std::string& sink, micros now, int limit) {
+    std::vector<outbox_row> out;
+    std::string sql = std::string(outbox_select) +
+                      "WHERE o.sink=? AND o.state='pending' AND o.next_attempt_at<=? "
+                      "ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
+    stmt q(db_, sql.c_str());
+    q.bind(1, sink).bind(2, now).bind(3, static_cast<std::int64_t>(limit));
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_row(q));
+    return out;
+}
+
+std::vector<outbox_row> store::pending_all() {
+    std::vector<outbox_row> out;
+    std::string sql = std::string(outbox_select) + "WHERE o.state='pending' ORDER BY o.created_at";
+    stmt q(db_, sql.c_str());
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_row(q));
+    return out;
+}
+
+std::vector<outbox_row> store::deliveries_of(const std::string& alert_id) {
+    std::vector<outbox_row> out;
+    std::string sql = std::string(outbox_select) + "WHERE o.alert_id=? ORDER BY o.sink";
+    stmt q(db_, sql.c_str());
+    q.bind(1, alert_id);
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_row(q));
+    return out;
+}
+
+bool store::mark_accepted(const std::string& alert_id, const std::string& sink, micros now,
+                          const std::string& sink_ref, bool confirmed) {
+    stmt q(db_,
+           "UPDATE outbox SET state=?, attempts=attempts+1, accepted_at=?, confirmed_at=?, "
+           "sink_ref=?, "
+           "last_error=NULL WHERE alert_id=? AND sink=?");
+    q.bind(1, confirmed ? "confirmed" : "accepted").bind(2, now);
+    if (confirmed)
+        q.bind(3, now);
+    else
+        q.bind_null(3);
+    q.bind(4, sink_ref).bind(5, alert_id).bind(6, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+bool store::mark_confirmed(const std::string& alert_id, const std::string& sink, micros now) {
+    stmt q(db_, "UPDATE outbox SET state='confirmed', confirmed_at=? WHERE alert_id=? AND sink=?");
+    q.bind(1, now).bind(2, alert_id).bind(3, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+bool store::mark_retry(const std::string& alert_id, const std::string& sink, micros next_attempt,
+                       const std::string& error) {
+    stmt q(db_,
+           "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE "
+           "alert_id=? AND sink=?");
+    q.bind(1, next_attempt).bind(2, error).bind(3, alert_id).bind(4, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+bool store::mark_failed(const std::string& alert_id, const std::string& sink, micros now,
+                        const std::string& error) {
+    stmt q(db_,
+           "UPDATE outbox SET state='failed', attempts=attempts+1, last_error=?, next_attempt_at=? "
+           "WHERE alert_id=? AND sink=?");
+    q.bind(1, error).bind(2, now).bind(3, alert_id).bind(4, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+std::int64_t store::outbox_depth() {
+    stmt q(db_, "SELECT count(*) FROM outbox WHERE state='pending'");
+    return q.step() == SQLITE_ROW ? q.i64(0) : -1;
+}
+
+std::optional<micros> store::oldest_undelivered() {
+    stmt q(db_, "SELECT min(created_at) FROM outbox WHERE state='pending'");
+    if (q.step() == SQLITE_ROW && !q.is_null(0)) return q.i64(0);
+    return std::nullopt;
+}
+
+std::optional<core::alert> store::get_alert(const std::string& alert_id) {
+    std::string sql = std::string(outbox_select) + "WHERE o.alert_id=? LIMIT 1";
+    stmt q(db_, sql.c_str());
+    q.bind(1, alert_id);
+    if (q.step() == SQLITE_ROW) return read_row(q).a;
+    return std::nullopt;
+}
+
+std::vector<evidence_row> store::evidence_since(micros since) {
+    std::vector<evidence_row> out;
+    stmt q(db_,
+           "SELECT seq,alert_id,source,recorded_at,raw,prev_hash,hash FROM evidence WHERE "
+           "recorded_at>=? ORDER BY seq");
+    q.bind(1, since);
+    while (q.step() == SQLITE_ROW)
+        out.push_back({q.i64(0), q.text(1), q.text(2), q.i64(3), q.blob(4), q.text(5), q.text(6)});
+    return out;
+}
+
+chain_report store::verify_chain() {
+    chain_report rep;
+    stmt q(db_,
+           "SELECT seq,alert_id,source,recorded_at,raw,prev_hash,hash FROM evidence ORDER BY seq");
+    std::string prev = genesis_hash;
+    std::int64_t expect_seq = 1;
+    int rc;
+    while ((rc = q.step()) == SQLITE_ROW) {
+        ++rep.rows;
+        std::int64_t seq = q.i64(0);
+        auto bad = [&](std::string why) {
+            rep.ok = false;
+            rep.first_bad_seq = seq;
+            rep.problem = std::move(why);
+        };
+        if (seq != expect_seq) {
+            bad("row " + std::to_string(expect_seq) + " is missing (next row is " +
+                std::to_string(seq) + ")");
+            return rep;
+        }
+        if (q.text(5) != prev) {
+            bad("prev_hash does not link to row " + std::to_string(seq - 1));
+            return rep;
+        }
+        std::string h = evidence_hash(prev, seq, q.text(1), q.text(2), q.i64(3), q.blob(4));
+        if (h != q.text(6)) {
+            bad("content does not match its hash (row altered)");
+            return rep;
+        }
+        prev = h;
+        ++expect_seq;
+    }
+    if (rc != SQLITE_DONE) {
+        rep.ok = false;
+        rep.problem = "cannot read evidence: " + q.error();
+    }
+    return rep;
+}
+
+}  // namespace glasswatch::io

@@ -1,0 +1,136 @@
+// Durable state in one SQLite file (WAL, synchronous=FULL): alerts, the per-sink outbox,
+// hash-chained evidence, source checkpoints, drills.
+//
+// Invariant 1 lives here: commit() writes the alerts, their outbox rows, their evidence and the
+// source checkpoint that covers them in ONE transaction and returns only after it is durable.
+// A source may advance its position only after commit() returned ok.
+//
+// Thread model: a `store` object is used by one thread at a time (the store thread in the
+// daemon, the main thread in CLI commands). SQLite's own locking makes a second process (e.g.
+// `glasswatch drill report` while the daemon runs) safe; busy_timeout covers short waits.
+//
+// Error policy: open() failures (corrupt file, newer schema, unwritable directory) are reported
+// as a message and the daemon refuses to start — never a silent reset. Write failures (disk
+// full, read-only) return an error string; the caller keeps the source position and retries.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/pipeline.hpp"
+
+struct sqlite3;
+
+namespace glasswatch::io {
+
+using core::micros;
+
+inline constexpr int store_schema_version = 1;
+
+struct checkpoint {
+    std::string source;    // "graph:signins:interactive", "eventhub:<hub>:<partition>", ...
+    std::string position;  // opaque to the store (JSON or a number)
+};
+
+struct routed_finding {
+    core::finding f;
+    std::vector<std::string> sinks;
+};
+
+struct commit_result {
+    bool ok = false;
+    std::string error;                    // when !ok
+    std::vector<std::string> new_alerts;  // ids inserted (not seen before)
+    std::size_t duplicates = 0;           // alerts already known: no new page
+};
+
+enum class delivery_state { pending, accepted, confirmed, failed };
+std::string_view to_string(delivery_state s) noexcept;
+
+struct outbox_row {
+    std::string alert_id;
+    std::string sink;
+    delivery_state state = delivery_state::pending;
+    int attempts = 0;
+    micros next_attempt_at = 0;
+    micros created_at = 0;
+    micros accepted_at = 0;
+    micros confirmed_at = 0;
+    std::string last_error;
+    std::string sink_ref;  // the sink's own id (Twilio SID, PagerDuty dedup key)
+    core::alert a;         // the alert itself
+};
+
+struct evidence_row {
+    std::int64_t seq = 0;
+    std::string alert_id;
+    std::string source;
+    micros recorded_at = 0;
+    std::string raw;
+    std::string prev_hash;
+    std::string hash;
+};
+
+struct chain_report {
+    bool ok = true;
+    std::int64_t rows = 0;
+    std::int64_t first_bad_seq = 0;  // 0 when ok
+    std::string problem;
+};
+
+class store {
+public:
+    // Opens (creating if needed) `<state_dir>/glasswatch.db`. Returns nullptr and sets `error`
+    // when the file is corrupt, from a newer glasswatch, or cannot be created.
+    static std::unique_ptr<store> open(const std::string& state_dir, std::string& error,
+                                       bool read_only = false);
+    ~store();
+    store(const store&) = delete;
+    store& operator=(const store&) = delete;
+
+    const std::string& path() const noexcept { return path_; }
+
+    commit_result commit(const std::vector<routed_finding>& findings,
+                         const std::vector<checkpoint>& checkpoints, micros now);
+
+    std::optional<std::string> load_checkpoint(const std::string& source);
+    std::vector<checkpoint> load_checkpoints(const std::string& prefix);
+
+    // Outbox.
+    std::vector<outbox_row> due(const std::string& sink, micros now, int limit);
+    std::vector<outbox_row> pending_all();  // every row not yet accepted (for status / tests)
+    bool mark_accepted(const std::string& alert_id, const std::string& sink, micros now,
+                       const std::string& sink_ref, bool confirmed);
+    bool mark_confirmed(const std::string& alert_id, const std::string& sink, micros now);
+    bool mark_retry(const std::string& alert_id, const std::string& sink, micros next_attempt,
+                    const std::string& error);
+    bool mark_failed(const std::string& alert_id, const std::string& sink, micros now,
+                     const std::string& error);
+    std::int64_t outbox_depth();
+    std::optional<micros> oldest_undelivered();
+    std::vector<outbox_row> deliveries_of(const std::string& alert_id);
+
+    // Alerts and evidence.
+    std::optional<core::alert> get_alert(const std::string& alert_id);
+    std::vector<evidence_row> evidence_since(micros since);
+    chain_report verify_chain();
+
+    const std::string& last_error() const noexcept { return last_error_; }
+
+private:
+    store() = default;
+    bool exec(const char* sql);
+    sqlite3* db_ = nullptr;
+    std::string path_;
+    std::string last_error_;
+};
+
+// Hash of one evidence row given its predecessor's hash (exposed for tests and `evidence verify`).
+std::string evidence_hash(const std::string& prev_hash, std::int64_t seq,
+                          const std::string& alert_id, const std::string& source,
+                          micros recorded_at, const std::string& raw);
+
+}  // namespace glasswatch::io

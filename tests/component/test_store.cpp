@@ -1,0 +1,240 @@
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "io/store.hpp"
+#include "support/fixtures.hpp"
+
+using namespace glasswatch;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct temp_dir {
+    fs::path path;
+    temp_dir() {
+        char tmpl[] = "/tmp/glasswatch-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+core::finding finding_for(const std::string& event_id,
+                          const std::string& rule = "breakglass_signin") {
+    core::alert_context ctx{test::tenant, "contoso"};
+    core::event ev;
+    ev.id = event_id;
+    ev.time = 1000;
+    ev.raw = "{\"id\":\"" + event_id + "\"}";
+    core::match m{rule, core::severity::critical, test::adele, "bg-1", "test"};
+    return {core::make_event_alert(ctx, ev, m, 2000), ev.raw, "graph"};
+}
+
+void sql(const fs::path& db, const std::string& statement) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    char* msg = nullptr;
+    int rc = sqlite3_exec(h, statement.c_str(), nullptr, nullptr, &msg);
+    INFO((msg ? msg : ""));
+    sqlite3_free(msg);
+    sqlite3_close(h);
+    REQUIRE(rc == SQLITE_OK);
+}
+
+}  // namespace
+
+TEST_CASE("commit writes alerts, outbox rows, evidence and checkpoint together", "[store]") {
+    temp_dir dir;
+    std::string err;
+    auto db = io::store::open(dir.path, err);
+    REQUIRE(db);
+    auto f1 = finding_for("e1"), f2 = finding_for("e2");
+    auto r = db->commit({{f1, {"file", "pager"}}, {f2, {"file"}}}, {{"graph:signins", "cursor-1"}},
+                        3000);
+    REQUIRE(r.ok);
+    CHECK(r.new_alerts.size() == 2);
+    CHECK(db->load_checkpoint("graph:signins") == "cursor-1");
+    CHECK(db->outbox_depth() == 3);
+    CHECK(db->oldest_undelivered() == 3000);
+    auto due = db->due("file", 3000, 10);
+    REQUIRE(due.size() == 2);
+    CHECK(due[0].a.rule == "breakglass_signin");
+    CHECK(due[0].a.sms == f1.a.sms);
+    CHECK(db->due("pager", 2999, 10).empty());  // not yet due
+
+    SECTION("the same event again does not page twice") {
+        auto again = db->commit({{finding_for("e1"), {"file", "pager"}}},
+                                {{"graph:signins", "cursor-2"}}, 4000);
+        REQUIRE(again.ok);
+        CHECK(again.new_alerts.empty());
+        CHECK(again.duplicates == 1);
+        CHECK(db->outbox_depth() == 3);
+        CHECK(db->load_checkpoint("graph:signins") == "cursor-2");
+        CHECK(db->evidence_since(0).size() == 2);
+    }
+    SECTION("delivery states") {
+        REQUIRE(db->mark_retry(f1.a.id, "file", 9000, "connection refused"));
+        CHECK(db->due("file", 5000, 10).size() == 1);
+        REQUIRE(db->mark_accepted(f2.a.id, "file", 5000, "ref-2", false));
+        REQUIRE(db->mark_confirmed(f2.a.id, "file", 6000));
+        REQUIRE(db->mark_failed(f1.a.id, "pager", 6000, "400 bad routing key"));
+        auto rows = db->deliveries_of(f1.a.id);
+        REQUIRE(rows.size() == 2);
+        CHECK(rows[0].sink == "file");
+        CHECK(rows[0].attempts == 1);
+        CHECK(rows[0].last_error == "connection refused");
+        CHECK(rows[1].state == io::delivery_state::failed);
+        auto r2 = db->deliveries_of(f2.a.id);
+        CHECK(r2[0].state == io::delivery_state::confirmed);
+        CHECK(r2[0].sink_ref == "ref-2");
+        CHECK(r2[0].confirmed_at == 6000);
+        CHECK(db->outbox_depth() == 1);
+    }
+}
+
+TEST_CASE("evidence is hash-chained and verify reports the first tampered row",
+          "[store][evidence]") {
+    temp_dir dir;
+    std::string err;
+    {
+        auto db = io::store::open(dir.path, err);
+        REQUIRE(db);
+        for (int i = 0; i < 5; ++i)
+            REQUIRE(
+                db->commit({{finding_for("ev" + std::to_string(i)), {"file"}}}, {}, 100 + i).ok);
+        auto rep = db->verify_chain();
+        CHECK(rep.ok);
+        CHECK(rep.rows == 5);
+    }
+    sql(dir.path / "glasswatch.db", "UPDATE evidence SET raw = X'7B7D' WHERE seq = 3");
+    auto db = io::store::open(dir.path, err);
+    REQUIRE(db);
+    auto rep = db->verify_chain();
+    CHECK_FALSE(rep.ok);
+    CHECK(rep.first_bad_seq == 3);
+    CHECK(rep.problem.find("altered") != std::string::npos);
+
+    SECTION("a deleted row is found too") {
+        sql(dir.path / "glasswatch.db", "DELETE FROM evidence WHERE seq = 2");
+        auto db2 = io::store::open(dir.path, err);
+        auto rep2 = db2->verify_chain();
+        CHECK_FALSE(rep2.ok);
+        CHECK(rep2.first_bad_seq == 3);
+    }
+}
+
+TEST_CASE("a corrupt, foreign or newer database is refused, never reset", "[store]") {
+    temp_dir dir;
+    std::string err;
+    auto file = dir.path / "glasswatch.db";
+    SECTION("garbage bytes") {
+        std::ofstream(file) << std::string(8192, 'x');
+        auto size = fs::file_size(file);
+        CHECK_FALSE(io::store::open(dir.path, err));
+        CHECK(err.find("refusing to touch it") != std::string::npos);
+        CHECK(fs::file_size(file) == size);  // untouched
+    }
+    SECTION("damaged pages of a real database") {
+        {
+            auto db = io::store::open(dir.path, err);
+            REQUIRE(db);
+            for (int i = 0; i < 50; ++i)
+                REQUIRE(db->commit({{finding_for("c" + std::to_string(i)), {"file"}}}, {}, i).ok);
+        }
+        sql(file, "PRAGMA wal_checkpoint(TRUNCATE)");
+        {
+            std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+            f.seekp(4096);  // page 2: its b-tree header becomes garbage
+            std::string junk(3000, '\x5a');
+            f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+        }
+        CHECK_FALSE(io::store::open(dir.path, err));
+        CHECK(err.find("corrupt") != std::string::npos);
+    }
+    SECTION("a newer schema version") {
+        { REQUIRE(io::store::open(dir.path, err)); }
+        sql(file, "UPDATE meta SET value='99' WHERE key='schema_version'");
+        CHECK_FALSE(io::store::open(dir.path, err));
+        CHECK(err.find("newer") != std::string::npos);
+    }
+    SECTION("an unrelated SQLite database") {
+        sql(file, "CREATE TABLE t(x)");
+        CHECK_FALSE(io::store::open(dir.path, err));
+        CHECK(err.find("no glasswatch schema") != std::string::npos);
+    }
+    SECTION("an empty file is initialised (migration from nothing to v1) and reopens") {
+        { REQUIRE(io::store::open(dir.path, err)); }
+        auto db = io::store::open(dir.path, err);
+        REQUIRE(db);
+        CHECK(db->outbox_depth() == 0);
+    }
+}
+
+TEST_CASE("an unwritable state directory is a clear error", "[store]") {
+    if (::geteuid() == 0) {
+        // root ignores permissions; a path under a regular file fails for everyone.
+        temp_dir dir;
+        std::ofstream(dir.path / "file") << "x";
+        std::string err;
+        CHECK_FALSE(io::store::open((dir.path / "file" / "sub").string(), err));
+        CHECK_FALSE(err.empty());
+    }
+}
+
+// Kill -9 a process that commits continuously, many times; after each crash the checkpoint
+// must never cover a batch whose alerts are missing from the outbox.
+TEST_CASE("crash consistency: the checkpoint never runs ahead of the outbox", "[store][crash]") {
+    temp_dir dir;
+    std::mt19937 rng(42);
+    long next_batch = 1;
+    int cycles = 25, crashed_mid_run = 0;
+    for (int cycle = 0; cycle < cycles; ++cycle) {
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            std::string start = std::to_string(next_batch);
+            ::execl(GLASSWATCH_CRASH_HELPER, GLASSWATCH_CRASH_HELPER, dir.path.c_str(),
+                    start.c_str(), nullptr);
+            ::_exit(127);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 80));
+        ::kill(pid, SIGKILL);
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) ++crashed_mid_run;
+
+        std::string err;
+        auto db = io::store::open(dir.path, err);
+        INFO(err);
+        REQUIRE(db);
+        auto cp = db->load_checkpoint("crash");
+        if (!cp) continue;  // killed before the first commit
+        long covered = std::stol(*cp);
+        for (long b = 1; b <= covered; ++b)
+            for (int i = 0; i < 5; ++i) {
+                core::alert_context ctx{"t", "t"};
+                std::string ev = "b" + std::to_string(b) + "-" + std::to_string(i);
+                auto id = core::make_health_alert(ctx, "crash_test", core::severity::info, "crash",
+                                                  ev, "", 0)
+                              .id;
+                auto rows = db->deliveries_of(id);
+                INFO("batch " << b << " alert " << i);
+                REQUIRE(rows.size() == 2);
+            }
+        CHECK(db->verify_chain().ok);
+        next_batch = covered + 1;
+    }
+    CHECK(crashed_mid_run == cycles);
+    CHECK(next_batch > 1);
+}

@@ -1,0 +1,172 @@
+#include <catch2/catch.hpp>
+
+#include "core/matcher.hpp"
+#include "core/pipeline.hpp"
+#include "support/fixtures.hpp"
+
+using namespace glasswatch::core;
+namespace t = glasswatch::test;
+
+namespace {
+std::vector<std::string> rules_fired(const config& c, const std::string& body) {
+    pipeline p(c);
+    auto out = p.process(body, body_origin{}, 1);
+    std::vector<std::string> r;
+    for (auto& f : out.findings)
+        r.push_back(f.a.rule);
+    return r;
+}
+using V = std::vector<std::string>;
+}  // namespace
+
+TEST_CASE("sign-in by a watched account alerts on failure and success, every source format",
+          "[matcher]") {
+    auto c = t::config_watching({t::adele});
+    CHECK(rules_fired(c, t::read_fixture("graph_signins_page.json")) == V{"breakglass_signin"});
+    CHECK(rules_fired(c, t::read_fixture("diag_signins_body.json")) == V{"breakglass_signin"});
+    auto c2 = t::config_watching({t::bruno});  // Bruno's sign-in succeeded
+    CHECK(rules_fired(c2, t::read_fixture("graph_signins_page.json")) == V{"breakglass_signin"});
+}
+
+TEST_CASE("sign-in matched by UPN when the id is absent", "[matcher]") {
+    config c = t::config_watching({"0b7e3f1a-5c2d-4e8f-9a6b-1c2d3e4f5a6b"});
+    c.watch.accounts[0].upn = "bg1@contoso.example";
+    std::string rec = R"({"id":"x1","createdDateTime":"2025-11-03T14:22:07Z","userId":"",
+        "userPrincipalName":"BG1@contoso.example","status":{"errorCode":50034}})";
+    CHECK(rules_fired(c, rec) == V{"breakglass_signin"});
+}
+
+TEST_CASE("service-principal sign-ins are matched on the SP id", "[matcher]") {
+    auto c = t::config_watching({t::sp_daemon});
+    CHECK(rules_fired(c, t::read_fixture("graph_beta_sp_signins_page.json")) ==
+          V{"breakglass_signin"});
+}
+
+TEST_CASE("audit rules: actor, target, group and CA policy", "[matcher]") {
+    SECTION("initiated by a watched account") {
+        CHECK(rules_fired(t::config_watching({t::bruno}),
+                          t::read_fixture("graph_audits_page.json")) ==
+              V{"breakglass_audit_actor"});
+    }
+    SECTION("targeting a watched account (role assignment: critical)") {
+        pipeline p(t::config_watching({t::adele}));
+        auto out = p.process(t::read_fixture("diag_audit_body.json"), {}, 1);
+        REQUIRE(out.findings.size() == 1);
+        CHECK(out.findings[0].a.rule == "breakglass_audit_target");
+        CHECK(out.findings[0].a.sev == severity::critical);
+    }
+    SECTION("a change to the watched group") {
+        CHECK(rules_fired(t::config_watching({t::adele}, {t::finance_group}),
+                          t::read_fixture("graph_audits_page.json")) ==
+              V{"breakglass_audit_target", "watched_group_change"});
+    }
+    SECTION("a change to a watched CA policy") {
+        std::string rec =
+            std::string(R"({"id":"Directory_p_1","activityDateTime":"2025-11-03T14:22:07Z",
+            "activityDisplayName":"Update conditional access policy","category":"Policy",
+            "initiatedBy":{"user":{"id":")") +
+            t::bruno + R"("}},
+            "targetResources":[{"id":")" +
+            t::ca_block + R"(","type":"Policy","modifiedProperties":[]}]})";
+        CHECK(rules_fired(t::config_watching({t::adele}, {}, {t::ca_block}), rec) ==
+              V{"ca_policy_change"});
+    }
+    SECTION("a non-sensitive change to the account is high, not critical") {
+        std::string rec =
+            std::string(R"({"id":"Directory_q","activityDateTime":"2025-11-03T14:22:07Z",
+            "activityDisplayName":"Update StsRefreshTokenValidFrom Timestamp",
+            "targetResources":[{"id":")") +
+            t::adele + R"("}]})";
+        pipeline p(t::config_watching({t::adele}));
+        auto out = p.process(rec, {}, 1);
+        REQUIRE(out.findings.size() == 1);
+        CHECK(out.findings[0].a.sev == severity::high);
+    }
+}
+
+TEST_CASE("near misses: a watched id in an unrelated field never alerts", "[matcher]") {
+    SECTION("as an applied CA policy id of someone else's sign-in") {
+        CHECK(rules_fired(t::config_watching({t::ca_block}),
+                          t::read_fixture("graph_signins_page.json"))
+                  .empty());
+    }
+    SECTION("inside additionalDetails") {
+        std::string rec =
+            std::string(R"({"id":"Directory_d","activityDateTime":"2025-11-03T14:22:07Z",
+            "activityDisplayName":"Update user","initiatedBy":{"user":{"id":")") +
+            t::bruno + R"("}},
+            "targetResources":[],"additionalDetails":[{"key":"oid","value":")" +
+            t::adele + R"("}]})";
+        CHECK(rules_fired(t::config_watching({t::adele}), rec).empty());
+    }
+    SECTION("inside JSON-in-string modifiedProperties") {
+        std::string rec =
+            std::string(R"({"id":"Directory_m","activityDateTime":"2025-11-03T14:22:07Z",
+            "activityDisplayName":"Add member to group","targetResources":[{"id":")") +
+            t::finance_group +
+            R"(","modifiedProperties":[{"displayName":"Group.ObjectID","newValue":"\")" + t::adele +
+            R"(\""}]}]})";
+        CHECK(rules_fired(t::config_watching({t::adele}), rec).empty());
+    }
+    SECTION("as a correlation id, the tenant or a resource id") {
+        auto body = t::read_fixture("diag_signins_body.json");
+        CHECK(rules_fired(t::config_watching({"ff51703a-92e1-4adb-9e1f-9e2eb05fe7c9"}), body)
+                  .empty());
+        CHECK(rules_fired(t::config_watching({"797f4846-ba00-4fd7-ba43-dac1f8f63013"}), body)
+                  .empty());
+    }
+    SECTION("the decoy mentions are confirmed per record, not per body") {
+        // One body: a decoy record for the watched id plus an unrelated sign-in.
+        std::string body =
+            std::string(R"({"records":[{"category":"SignInLogs","properties":{"id":"d1",
+            "createdDateTime":"2025-11-03T14:22:07Z","userId":")") +
+            t::bruno + R"(","appliedConditionalAccessPolicies":[{"id":")" + t::adele + R"("}]}},
+            {"category":"SignInLogs","properties":{"id":"d2","createdDateTime":"2025-11-03T14:22:08Z","userId":")" +
+            t::bruno + R"("}}]})";
+        CHECK(rules_fired(t::config_watching({t::adele}), body).empty());
+    }
+}
+
+TEST_CASE("pipeline counts what it skips and fails closed on unreadable candidates",
+          "[matcher][pipeline]") {
+    auto c = t::config_watching({t::adele});
+    pipeline p(c);
+    std::string body =
+        std::string(R"({"records":[{"category":"RiskyUsers","properties":{"userId":")") + t::adele +
+        R"("}},{"category":"SignInLogs","properties":{"id":"k","createdDateTime":"garbage","userId":")" +
+        t::adele + R"("}}]})";
+    auto out = p.process(body, {}, 5);
+    CHECK(p.stats().skipped_by_category.at("RiskyUsers") == 1);
+    CHECK(p.stats().records_malformed == 1);
+    REQUIRE(out.findings.size() == 1);
+    CHECK(out.findings[0].a.rule == "unparsed_candidate");
+    CHECK(out.findings[0].raw.find("garbage") != std::string::npos);
+    // A truncated body that mentions a watched id pages too.
+    auto out2 = p.process(
+        std::string(R"({"records":[{"category":"SignInLogs","properties":{"userId":")") + t::adele,
+        {}, 5);
+    REQUIRE(out2.findings.size() == 1);
+    CHECK(out2.findings[0].a.rule == "unparsed_candidate");
+    // Non-candidate garbage is not even parsed.
+    auto out3 = p.process("{{{ not json", {}, 5);
+    CHECK(out3.findings.empty());
+    CHECK(out3.problems.empty());
+}
+
+TEST_CASE("drills label alerts for the drilled account inside the window", "[matcher][pipeline]") {
+    auto c = t::config_watching({t::adele, t::bruno});
+    pipeline p(c);
+    auto t0 = *parse_iso8601("2025-11-03T14:00:00Z");
+    p.set_drills({{"drill-1", t::adele, t0, t0 + 3600LL * 1000000}});
+    auto out = p.process(t::read_fixture("graph_signins_page.json"), {}, 1);
+    REQUIRE(out.findings.size() == 2);
+    for (auto& f : out.findings) {
+        if (f.a.subject_id == t::adele) {
+            CHECK(f.a.drill);
+            CHECK(f.a.sms.rfind("DRILL ", 0) == 0);
+            CHECK(f.a.detail_json.find("\"drill\":true") != std::string::npos);
+        } else {
+            CHECK_FALSE(f.a.drill);
+        }
+    }
+}
