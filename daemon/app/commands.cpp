@@ -3,8 +3,11 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -123,6 +126,19 @@ int cmd_check_config(const std::vector<std::string>& args) {
     std::printf("admin:    %s\n",
                 cfg->admin_listen.empty() ? "disabled" : cfg->admin_listen.c_str());
     auto warnings = core::check_config_warnings(*cfg, &file_mode);
+    if (cfg->graph.enabled && cfg->graph.max_requests_per_10s > 0) {
+        // Every stream costs at least one request per poll; the reports API limit stretches the
+        // cycle when there are more streams than the interval allows.
+        const double min_cycle_s =
+            10.0 * static_cast<double>(cfg->graph.kinds.size()) / cfg->graph.max_requests_per_10s;
+        if (min_cycle_s > static_cast<double>(cfg->graph.poll_interval.count()))
+            warnings.push_back({"sources.graph.poll_interval",
+                                "with " + std::to_string(cfg->graph.kinds.size()) +
+                                    " streams and " +
+                                    std::to_string(cfg->graph.max_requests_per_10s) +
+                                    " requests per 10 s, a poll cycle takes at least " +
+                                    std::to_string(static_cast<int>(min_cycle_s + 0.5)) + "s"});
+    }
     for (const auto& w : warnings)
         std::printf("warning: %s: %s\n", w.key.c_str(), w.message.c_str());
     std::printf("%zu warning(s)\n", warnings.size());
@@ -291,6 +307,113 @@ int cmd_replay(const std::vector<std::string>& args) {
         return exit_failure;
     }
     return exit_ok;
+}
+
+int cmd_test_alert(const std::vector<std::string>& args) {
+    std::string path, only;
+    int wait_s = 60;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--config" && i + 1 < args.size())
+            path = args[++i];
+        else if (args[i] == "--sink" && i + 1 < args.size())
+            only = args[++i];
+        else if (args[i] == "--wait" && i + 1 < args.size())
+            wait_s = std::atoi(args[++i].c_str());
+        else {
+            std::fprintf(stderr, "test-alert: unexpected argument '%s'\n", args[i].c_str());
+            return exit_usage;
+        }
+    }
+    if (path.empty()) path = default_config_path;
+    auto cfg = load_config_file(path);
+    if (!cfg) return exit_config;
+    io::init_logging(cfg->log_level == "info" ? "warn" : cfg->log_level);
+    std::vector<std::string> targets;
+    for (const auto& sc : cfg->sinks)
+        if (only.empty() || sc.name == only) targets.push_back(sc.name);
+    if (targets.empty()) {
+        std::fprintf(stderr, "test-alert: no sink named '%s'\n", only.c_str());
+        return exit_usage;
+    }
+    std::string err;
+    auto db = io::store::open(cfg->state_directory, err);
+    if (!db) {
+        std::fprintf(stderr, "test-alert: state store: %s\n", err.c_str());
+        return exit_store;
+    }
+    core::alert_context ctx{cfg->tenant_id,
+                            cfg->tenant_name.empty() ? cfg->tenant_id : cfg->tenant_name};
+    const core::micros now = io::wall_now();
+    core::alert a = core::make_health_alert(
+        ctx, "test_alert", core::severity::info, "glasswatch", std::to_string(now),
+        "TEST ALERT from glasswatch (tenant " + ctx.tenant_name +
+            "): the out-of-band path works. No action needed.",
+        now);
+    std::vector<io::routed_finding> rf{
+        {core::finding{a, "{\"test\":true}", "test-alert"}, targets}};
+    if (!db->commit(rf, {}, now).ok) {
+        std::fprintf(stderr, "test-alert: cannot queue the test alert\n");
+        return exit_store;
+    }
+    namespace asio = boost::asio;
+    io::thread_pair threads;
+    io::runtime rt(threads.main(), threads.store_ctx(), *db);
+    std::vector<std::unique_ptr<io::sink>> sinks;
+    for (const auto& sc : cfg->sinks) {
+        if (std::find(targets.begin(), targets.end(), sc.name) == targets.end()) continue;
+        auto s = io::make_sink(rt, sc, cfg->allow_world_readable_secrets, err);
+        if (!s) {
+            std::fprintf(stderr, "test-alert: sink %s: %s\n", sc.name.c_str(), err.c_str());
+            return exit_config;
+        }
+        sinks.push_back(std::move(s));
+    }
+    io::delivery_engine engine(rt, std::move(sinks), ctx);
+    asio::co_spawn(threads.main(), engine.run(), [](std::exception_ptr e) {
+        if (e) spdlog::critical("test-alert: delivery stopped by a bug");
+    });
+    const std::string id = a.id;
+    auto wait_all = [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(threads.main());
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+        while (std::chrono::steady_clock::now() < deadline) {
+            auto rows_of = [id](io::store& s) { return s.deliveries_of(id); };
+            auto rows = co_await rt.on_store(std::move(rows_of));
+            bool settled = true;
+            for (const auto& r : rows)
+                if (r.state == io::delivery_state::pending ||
+                    r.state == io::delivery_state::accepted)
+                    settled = false;
+            if (settled) break;
+            t.expires_after(std::chrono::milliseconds(200));
+            boost::system::error_code ec;
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        engine.stop();
+    };
+    asio::co_spawn(threads.main(), wait_all(), [](std::exception_ptr) {});
+    threads.run_main();
+    threads.finish();
+    int failed = 0;
+    std::printf("test alert %s\n", id.c_str());
+    for (const auto& r : db->deliveries_of(id)) {
+        const double accept_s = r.accepted_at ? static_cast<double>(r.accepted_at - now) / 1e6 : -1;
+        const double confirm_s =
+            r.confirmed_at ? static_cast<double>(r.confirmed_at - now) / 1e6 : -1;
+        if (r.state == io::delivery_state::confirmed)
+            std::printf("  %-16s confirmed  accepted after %.2fs, confirmed after %.2fs\n",
+                        r.sink.c_str(), accept_s, confirm_s);
+        else if (r.state == io::delivery_state::accepted)
+            std::printf("  %-16s accepted   after %.2fs, not confirmed within %ds\n",
+                        r.sink.c_str(), accept_s, wait_s);
+        else {
+            ++failed;
+            std::printf("  %-16s %-10s %s (%d attempt(s))\n", r.sink.c_str(),
+                        std::string(io::to_string(r.state)).c_str(),
+                        r.last_error.empty() ? "no answer yet" : r.last_error.c_str(), r.attempts);
+        }
+    }
+    return failed ? exit_failure : exit_ok;
 }
 
 int cmd_run(const std::vector<std::string>& args) {

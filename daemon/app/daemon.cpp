@@ -12,9 +12,14 @@
 #include <thread>
 
 #include "app/commands.hpp"
+#include "core/pipeline.hpp"
 #include "io/delivery.hpp"
+#include "io/graph_poller.hpp"
+#include "io/https_client.hpp"
+#include "io/ingest.hpp"
 #include "io/runtime.hpp"
 #include "io/store.hpp"
+#include "io/token_provider.hpp"
 
 namespace glasswatch::app {
 
@@ -83,6 +88,27 @@ int run_daemon(const core::config& cfg) {
     }
     io::delivery_engine delivery(rt, std::move(sinks), actx);
 
+    // Sources. Each one hands raw pages/bodies to the pipeline and commits through `ingest`.
+    core::pipeline pipeline(cfg);
+    io::ingestor ingest(rt, cfg);
+    std::unique_ptr<io::https_client> graph_http;
+    std::unique_ptr<io::token_provider> tokens;
+    std::unique_ptr<io::graph_poller> graph;
+    if (cfg.graph.enabled) {
+        io::https_client_options ho;
+        ho.ca_file = cfg.graph.ca_file;
+        ho.proxy = cfg.graph.proxy;
+        ho.request_timeout = cfg.graph.request_timeout;
+        ho.max_body_bytes = 64u << 20;  // a 1000-record sign-in page is a few MB
+        graph_http = std::make_unique<io::https_client>(main_ctx.get_executor(), ho);
+        tokens = io::token_provider::create(*graph_http, cfg, err);
+        if (!tokens) {
+            spdlog::critical("{}", err);
+            return exit_config;
+        }
+        graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
+    }
+
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
     // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
     // and go out after the restart (at-least-once).
@@ -94,6 +120,7 @@ int run_daemon(const core::config& cfg) {
         spdlog::info("signal {}: draining (stop intake, finish in-flight deliveries)", sig);
         sd_notify(0, "STOPPING=1");
         stopping = true;
+        if (graph) graph->stop();
         delivery.stop();
         grace.expires_after(std::chrono::seconds(10));
         grace.async_wait([&](const boost::system::error_code& gec) {
@@ -108,6 +135,9 @@ int run_daemon(const core::config& cfg) {
         log_exception("delivery", e);
         if (stopping) main_ctx.stop();
     });
+    if (graph)
+        asio::co_spawn(main_ctx, graph->run(),
+                       [](std::exception_ptr e) { log_exception("graph poller", e); });
     std::uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
         asio::co_spawn(main_ctx, watchdog_loop(std::chrono::microseconds(wd_usec)),

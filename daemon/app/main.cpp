@@ -23,6 +23,10 @@ commands:
                                through the matcher and print the alerts as JSON lines;
                                nothing is sent unless --send (then alerts go through the store
                                and the configured sinks, exactly as the daemon would)
+  test-alert [--config FILE] [--sink NAME] [--wait SECONDS]
+                               send a clearly labelled test alert through every configured
+                               sink (or one) and report, per sink, accepted/confirmed and how
+                               long it took; exit 1 if a sink failed
   version                      print the version
   help                         this text
 
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
     if (cmd == "check-config") return glasswatch::app::cmd_check_config(args);
     if (cmd == "replay") return glasswatch::app::cmd_replay(args);
     if (cmd == "run") return glasswatch::app::cmd_run(args);
+    if (cmd == "test-alert") return glasswatch::app::cmd_test_alert(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }

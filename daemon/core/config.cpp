@@ -1,6 +1,7 @@
 // Configuration loader: TOML text -> `config`, collecting every problem instead of stopping at
 // the first, so an operator fixes a broken file in one round trip instead of one per error.
 #include "core/config.hpp"
+#include "core/time.hpp"
 
 #include <toml++/toml.h>
 
@@ -165,43 +166,24 @@ constexpr std::string_view duration_help =
     "expected <integer><unit> with unit ms, s, m, h or d (e.g. \"500ms\", \"30s\", \"15m\", "
     "\"1h\", \"90d\") or an integer number of seconds";
 
-// Returns milliseconds, or an error message in `why`.
+// Returns milliseconds, or an error message in `why` (the grammar lives in core/time).
 std::optional<std::int64_t> parse_duration_text(std::string_view text, std::string& why) {
-    std::string_view s = text;
-    const bool negative = !s.empty() && s.front() == '-';
-    if (negative) s.remove_prefix(1);
-    std::size_t digits = 0;
-    while (digits < s.size() && is_digit(s[digits]))
-        ++digits;
-    const std::string_view unit = s.substr(digits);
-    std::int64_t per_unit = 0;
-    if (unit == "ms") {
-        per_unit = 1;
-    } else if (unit == "s") {
-        per_unit = 1000;
-    } else if (unit == "m") {
-        per_unit = std::int64_t{60} * 1000;
-    } else if (unit == "h") {
-        per_unit = std::int64_t{3600} * 1000;
-    } else if (unit == "d") {
-        per_unit = std::int64_t{24} * 3600 * 1000;
-    }
-    if (digits == 0 || per_unit == 0) {
-        why = "bad duration \"" + std::string(text) + "\": " + std::string(duration_help);
-        return std::nullopt;
-    }
-    if (negative) {
+    if (!text.empty() && text.front() == '-') {
         why = "must not be negative";
         return std::nullopt;
     }
-    std::int64_t count = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + digits, count);
-    if (ec != std::errc{} || ptr != s.data() + digits ||
-        count > std::numeric_limits<std::int64_t>::max() / per_unit) {
-        why = "duration is too large";
-        return std::nullopt;
-    }
-    return count * per_unit;
+    // A quoted number without a unit is ambiguous (seconds? ms?): only the TOML integer form
+    // means seconds.
+    const auto unit_at = text.find_first_not_of("0123456789");
+    if (unit_at != std::string_view::npos && unit_at > 0)
+        if (auto ms = parse_duration_ms(text)) return ms;
+    const std::string_view unit = unit_at == std::string_view::npos ? "" : text.substr(unit_at);
+    const bool known_unit =
+        unit == "ms" || unit == "s" || unit == "m" || unit == "h" || unit == "d";
+    why = known_unit && unit_at > 0
+              ? "duration is too large"
+              : "bad duration \"" + std::string(text) + "\": " + std::string(duration_help);
+    return std::nullopt;
 }
 
 std::string format_duration(seconds s) {

@@ -54,7 +54,7 @@ struct graph_source_config {
     std::string certificate_file;    // ... or certificate (PEM, public) + private key
     secret_ref private_key;          // PEM private key of the certificate
     seconds poll_interval{30};       // default 30 s
-    seconds lookback{900};           // overlap window re-read on every poll, default 15 min
+    seconds lookback{3600};          // overlap window re-read on every poll, default 1 h
     seconds initial_lookback{3600};  // how far back the very first poll reads, default 1 h
     std::vector<graph_kind> kinds{graph_kind::interactive, graph_kind::non_interactive,
                                   graph_kind::service_principal, graph_kind::managed_identity,

@@ -46,16 +46,16 @@ private:
 
 }  // namespace
 
+asio::awaitable<sink_outcome> sink::check(const outbox_row&) {
+    sink_outcome o;
+    o.what = sink_outcome::kind::confirmed;
+    co_return o;
+}
+
 std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
-                                bool /*allow_world_readable*/, std::string& error) {
-    switch (cfg.kind) {
-        case core::sink_kind::file:
-            return std::make_unique<file_sink>(rt, cfg);
-        default:
-            error = "sink type " + std::string(core::to_string(cfg.kind)) +
-                    " is not available in this build";
-            return nullptr;
-    }
+                                bool allow_world_readable, std::string& error) {
+    if (cfg.kind == core::sink_kind::file) return std::make_unique<file_sink>(rt, cfg);
+    return make_http_sink(rt, cfg, allow_world_readable, error);
 }
 
 delivery_engine::delivery_engine(runtime& rt, std::vector<std::unique_ptr<sink>> sinks,
@@ -133,7 +133,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                     core::micros next =
                         at + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
                     auto record_retry = [row, next, o](store& db) {
-                        db.mark_retry(row.alert_id, row.sink, next, o.error);
+                        db.mark_retry(row.alert_id, row.sink, next, o.error, o.sink_ref);
                     };
                     co_await rt_.on_store(std::move(record_retry));
                     ++st.retries;
@@ -160,12 +160,73 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
             }
         }
         if (stopping_) break;
+        if (s.confirms_later()) co_await confirm_accepted(s);
+        if (!s.config().escalate_to.empty() && s.config().escalate_after.count() > 0)
+            co_await escalate_from(s);
+        if (stopping_) break;
         if (rows.size() == 16) continue;  // more may be due
         // Sleep until a commit wakes us, or poll again in a second for retries coming due.
         sleeper.expires_after(std::chrono::seconds(1));
         boost::system::error_code ec;
         co_await sleeper.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+}
+
+asio::awaitable<void> delivery_engine::confirm_accepted(sink& s) {
+    const std::string name = s.config().name;
+    auto fetch_accepted = [name](store& db) { return db.awaiting_confirmation(name, 32); };
+    auto rows = co_await rt_.on_store(std::move(fetch_accepted));
+    const auto now_steady = std::chrono::steady_clock::now();
+    for (const auto& row : rows) {
+        if (stopping_) co_return;
+        auto& last = last_check_[row.alert_id + "|" + name];
+        if (now_steady - last < std::chrono::seconds(2)) continue;  // poll each row every 2 s
+        last = now_steady;
+        sink_outcome o = co_await s.check(row);
+        const core::micros at = wall_now();
+        if (o.what == sink_outcome::kind::confirmed) {
+            auto record = [row, at](store& db) { db.mark_confirmed(row.alert_id, row.sink, at); };
+            co_await rt_.on_store(std::move(record));
+            ++stats_[name].confirmed;
+            last_check_.erase(row.alert_id + "|" + name);
+            spdlog::info("sink {}: {} confirmed ({} after acceptance)", name, row.alert_id,
+                         core::format_duration((at - row.accepted_at) / 1000));
+        } else if (o.what == sink_outcome::kind::permanent) {
+            auto record = [row, at, o](store& db) {
+                db.mark_failed(row.alert_id, row.sink, at, o.error);
+            };
+            co_await rt_.on_store(std::move(record));
+            last_check_.erase(row.alert_id + "|" + name);
+            spdlog::error("sink {}: {} was accepted but not delivered: {}", name, row.alert_id,
+                          o.error);
+        }
+    }
+}
+
+asio::awaitable<void> delivery_engine::escalate_from(sink& s) {
+    // If this sink has not confirmed an alert within escalate_after, the alert also goes out
+    // through escalate_to (a row for that sink is added once; delivery is then the usual path).
+    const std::string from = s.config().name, to = s.config().escalate_to;
+    const core::micros cutoff =
+        wall_now() -
+        std::chrono::duration_cast<std::chrono::microseconds>(s.config().escalate_after).count();
+    const core::micros now = wall_now();
+    auto add = [from, to, cutoff, now](store& db) {
+        auto ids = db.unconfirmed_without(from, to, cutoff);
+        for (const auto& id : ids)
+            db.add_outbox(id, to, now);
+        return ids;
+    };
+    auto escalated = co_await rt_.on_store(std::move(add));
+    for (const auto& id : escalated) {
+        ++stats_[from].escalations;
+        spdlog::warn("sink {}: {} not confirmed within {}; escalating to sink {}", from, id,
+                     core::format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               s.config().escalate_after)
+                                               .count()),
+                     to);
+    }
+    if (!escalated.empty()) rt_.notify_outbox();
 }
 
 asio::awaitable<void> delivery_engine::raise_sink_broken(const sink& broken, const outbox_row& row,

@@ -37,14 +37,23 @@ public:
     virtual ~sink() = default;
     virtual const core::sink_config& config() const noexcept = 0;
     virtual asio::awaitable<sink_outcome> deliver(const outbox_row& row) = 0;
+    // Sinks whose acceptance is not final (SMS: queued -> delivered) poll the state of accepted
+    // rows through check(): confirmed, still accepted, or permanent (undelivered).
+    virtual bool confirms_later() const noexcept { return false; }
+    virtual asio::awaitable<sink_outcome> check(const outbox_row& row);
 };
+
+// The HTTP sinks (PagerDuty, Twilio, webhook), in io/sinks.cpp.
+std::unique_ptr<sink> make_http_sink(runtime& rt, const core::sink_config& cfg,
+                                     bool allow_world_readable, std::string& error);
 
 // Builds the sink for a config entry; nullptr + error when it cannot (missing secret, ...).
 std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
                                 bool allow_world_readable, std::string& error);
 
 struct delivery_stats {
-    std::uint64_t delivered = 0, retries = 0, permanent_failures = 0;
+    std::uint64_t delivered = 0, confirmed = 0, retries = 0, permanent_failures = 0,
+                  escalations = 0;
 };
 
 class delivery_engine {
@@ -63,6 +72,8 @@ public:
 
 private:
     asio::awaitable<void> worker(sink& s);
+    asio::awaitable<void> confirm_accepted(sink& s);
+    asio::awaitable<void> escalate_from(sink& s);
     asio::awaitable<void> raise_sink_broken(const sink& broken, const outbox_row& row,
                                             const std::string& error);
 
@@ -72,6 +83,8 @@ private:
     core::backoff_policy policy_;
     bool stopping_ = false;  // main thread
     std::map<std::string, delivery_stats> stats_;
+    std::map<std::string, std::chrono::steady_clock::time_point>
+        last_check_;  // alert|sink -> last check()
 };
 
 }  // namespace glasswatch::io

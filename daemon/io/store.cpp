@@ -454,11 +454,11 @@ bool store::mark_confirmed(const std::string& alert_id, const std::string& sink,
 }
 
 bool store::mark_retry(const std::string& alert_id, const std::string& sink, micros next_attempt,
-                       const std::string& error) {
+                       const std::string& error, const std::string& sink_ref) {
     stmt q(db_,
-           "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? WHERE "
-           "alert_id=? AND sink=?");
-    q.bind(1, next_attempt).bind(2, error).bind(3, alert_id).bind(4, sink);
+           "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=?, "
+           "sink_ref=coalesce(nullif(?,''),sink_ref) WHERE alert_id=? AND sink=?");
+    q.bind(1, next_attempt).bind(2, error).bind(3, sink_ref).bind(4, alert_id).bind(5, sink);
     if (q.step() != SQLITE_DONE) {
         last_error_ = q.error();
         return false;
@@ -477,6 +477,49 @@ bool store::mark_failed(const std::string& alert_id, const std::string& sink, mi
         return false;
     }
     return true;
+}
+
+std::vector<outbox_row> store::awaiting_confirmation(const std::string& sink, int limit) {
+    std::vector<outbox_row> out;
+    std::string sql = std::string(outbox_select) +
+                      "WHERE o.sink=? AND o.state='accepted' ORDER BY o.accepted_at LIMIT ?";
+    stmt q(db_, sql.c_str());
+    q.bind(1, sink).bind(2, static_cast<std::int64_t>(limit));
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_row(q));
+    return out;
+}
+
+std::vector<std::string> store::unconfirmed_without(const std::string& sink, const std::string& to,
+                                                    micros older_than) {
+    std::vector<std::string> out;
+    stmt q(db_,
+           "SELECT o.alert_id FROM outbox o WHERE o.sink=? AND o.state<>'confirmed' AND "
+           "o.created_at<=? "
+           "AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.alert_id=o.alert_id AND e.sink=?) LIMIT "
+           "100");
+    q.bind(1, sink).bind(2, older_than).bind(3, to);
+    while (q.step() == SQLITE_ROW)
+        out.push_back(q.text(0));
+    return out;
+}
+
+bool store::add_outbox(const std::string& alert_id, const std::string& sink, micros now) {
+    stmt q(db_,
+           "INSERT OR IGNORE INTO outbox(alert_id,sink,state,attempts,next_attempt_at,created_at) "
+           "VALUES(?,?,'pending',0,?,?)");
+    q.bind(1, alert_id).bind(2, sink).bind(3, now).bind(4, now);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+std::int64_t store::count_in_state(const std::string& sink, delivery_state state) {
+    stmt q(db_, "SELECT count(*) FROM outbox WHERE sink=? AND state=?");
+    q.bind(1, sink).bind(2, to_string(state));
+    return q.step() == SQLITE_ROW ? q.i64(0) : -1;
 }
 
 std::int64_t store::outbox_depth() {

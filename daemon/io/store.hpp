@@ -105,11 +105,21 @@ public:
     bool mark_accepted(const std::string& alert_id, const std::string& sink, micros now,
                        const std::string& sink_ref, bool confirmed);
     bool mark_confirmed(const std::string& alert_id, const std::string& sink, micros now);
+    // `sink_ref` (when not empty) records partial progress, e.g. the SMS already sent to some
+    // recipients, so a retry does not repeat them.
     bool mark_retry(const std::string& alert_id, const std::string& sink, micros next_attempt,
-                    const std::string& error);
+                    const std::string& error, const std::string& sink_ref = {});
+    // Rows accepted by a sink that confirms later (Twilio delivery status), oldest first.
+    std::vector<outbox_row> awaiting_confirmation(const std::string& sink, int limit);
+    // Escalation: alerts that `sink` has not confirmed since before `older_than` and that
+    // have no row for `to` yet; add_outbox() gives them one (idempotent).
+    std::vector<std::string> unconfirmed_without(const std::string& sink, const std::string& to,
+                                                 micros older_than);
+    bool add_outbox(const std::string& alert_id, const std::string& sink, micros now);
     bool mark_failed(const std::string& alert_id, const std::string& sink, micros now,
                      const std::string& error);
     std::int64_t outbox_depth();
+    std::int64_t count_in_state(const std::string& sink, delivery_state state);
     std::optional<micros> oldest_undelivered();
     std::vector<outbox_row> deliveries_of(const std::string& alert_id);
 

@@ -54,7 +54,7 @@ void sql(const fs::path& db, const std::string& statement) {
 
 }  // namespace
 
-TEST_CASE("commit writes alerts, outbox rows, evidence and checkpoint together", "[store]") {
+TEST_CASE("commit writes alerts / outbox rows / evidence and checkpoint together", "[store]") {
     temp_dir dir;
     std::string err;
     auto db = io::store::open(dir.path, err);
@@ -134,7 +134,7 @@ TEST_CASE("evidence is hash-chained and verify reports the first tampered row",
     }
 }
 
-TEST_CASE("a corrupt, foreign or newer database is refused, never reset", "[store]") {
+TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[store]") {
     temp_dir dir;
     std::string err;
     auto file = dir.path / "glasswatch.db";

@@ -71,3 +71,125 @@ def audit_record(rng, actor_id, target_id, activity="Update user", when="2025-11
     }
     return {"time": when.replace("+00:00", "Z"), "category": "AuditLogs", "tenantId": TENANT, "Level": 4,
             "operationName": activity, "properties": props}
+
+
+class Lab:
+    """Runs glasswatch-lab (the simulated tenant) and talks to its control API."""
+
+    def __init__(self, binary, workdir, scenario="quiet", extra=()):
+        import time
+        self.dir = os.path.join(workdir, "lab")
+        os.makedirs(self.dir, exist_ok=True)
+        self.proc = subprocess.Popen([binary, "--dir", self.dir, "--scenario", scenario, *extra],
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "lab.log"), "w"))
+        deadline = time.time() + 20
+        path = os.path.join(self.dir, "lab.json")
+        while not os.path.exists(path):
+            if self.proc.poll() is not None or time.time() > deadline:
+                fail("glasswatch-lab did not start (see lab.log)")
+            time.sleep(0.05)
+        with open(path) as f:
+            self.info = json.load(f)
+
+    def control(self, method, path, body=None):
+        import urllib.request
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.info["control_url"] + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            text = r.read().decode()
+            return json.loads(text) if text else {}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Daemon:
+    """Runs `glasswatch run` and collects its stderr."""
+
+    def __init__(self, binary, config, workdir, name="daemon", env=None):
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.proc = subprocess.Popen([binary, "run", "--config", config], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log_path, "w"), env=env)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, timeout=20):
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return -9
+        return self.proc.returncode
+
+
+def read_alerts(path):
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+def wait_for(pred, timeout, step=0.1):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def graph_config(lab, state, alerts_file, poll="2s", auth="secret", extra=""):
+    i = lab.info
+    if auth == "secret":
+        cred = f'client_secret_file = "{i["client_secret_file"]}"'
+    else:
+        cred = f'certificate_file = "{i["client_certificate_file"]}"\nprivate_key_file = "{i["client_key_file"]}"'
+    return f"""
+[tenant]
+id = "{i['tenant_id']}"
+name = "contoso-lab"
+[[watch.accounts]]
+object_id = "0b7e3f1a-5c2d-4e8f-9a6b-1c2d3e4f5a6b"
+upn = "bg1@contoso.onmicrosoft.com"
+label = "bg-admin-1"
+[[watch.accounts]]
+object_id = "5f6e7d8c-9b0a-4c1d-8e2f-3a4b5c6d7e8f"
+upn = "bg2@contoso.onmicrosoft.com"
+label = "bg-admin-2"
+[sources.graph]
+enabled = true
+authority_host = "{i['authority_url']}"
+graph_base_url = "{i['graph_url']}"
+client_id = "{i['client_id']}"
+{cred}
+ca_file = "{i['ca_file']}"
+poll_interval = "{poll}"
+lookback = "1h"
+initial_lookback = "1h"
+{extra}
+[state]
+directory = "{state}"
+[admin]
+listen = ""
+[[sinks]]
+name = "pager-file"
+type = "file"
+path = "{alerts_file}"
+"""

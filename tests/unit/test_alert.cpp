@@ -9,7 +9,7 @@
 using namespace glasswatch::core;
 namespace t = glasswatch::test;
 
-TEST_CASE("alert ids are deterministic per tenant, event and rule", "[alert]") {
+TEST_CASE("alert ids are deterministic per tenant / event and rule", "[alert]") {
     auto a = make_alert_id(t::tenant, "93ec3c53-06d7-4be7-b666-895512bbed16", "breakglass_signin");
     CHECK(a.size() == 35);
     CHECK(a.rfind("gw-", 0) == 0);
@@ -33,7 +33,7 @@ TEST_CASE("the same sign-in from Graph and from Event Hub yields the same alert 
     CHECK(g.findings[0].a.id == d.findings[0].a.id);
 }
 
-TEST_CASE("alert texts: one SMS segment, escaped attacker strings, full JSON detail", "[alert]") {
+TEST_CASE("alert texts: one SMS segment / escaped attacker strings / full JSON detail", "[alert]") {
     auto c = t::config_watching({t::adele});
     std::string hostile_ua(10240, 'A');
     hostile_ua.replace(0, 40, "\"quoted\"\n\r\t\x1b[2J\xE2\x80\xAE<script>{|}~^`\\ ");

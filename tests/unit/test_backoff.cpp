@@ -5,7 +5,7 @@
 using namespace glasswatch::core;
 using std::chrono::milliseconds;
 
-TEST_CASE("back-off grows, is capped and jittered deterministically", "[backoff]") {
+TEST_CASE("back-off grows / is capped and jittered deterministically", "[backoff]") {
     backoff_policy p;
     CHECK(backoff_delay(p, 1, 0.0) == milliseconds(800));
     CHECK(backoff_delay(p, 1, 1.0) == milliseconds(1300));
@@ -15,7 +15,7 @@ TEST_CASE("back-off grows, is capped and jittered deterministically", "[backoff]
     CHECK(backoff_delay(p, 1000000, 0.3) <= p.max);
 }
 
-TEST_CASE("Retry-After: seconds, fractional, HTTP-date, garbage", "[backoff]") {
+TEST_CASE("Retry-After: seconds / fractional / HTTP-date / garbage", "[backoff]") {
     micros now = *parse_iso8601("2015-10-21T07:27:00Z");
     CHECK(parse_retry_after("7", now) == milliseconds(7000));
     CHECK(parse_retry_after("2.128", now) == milliseconds(2128));

@@ -800,7 +800,7 @@ TEST_CASE("TOML syntax errors report their line", "[config]") {
     CHECK(dup.errors[0].line == line_of(minimal, "path = ") + 3);
 }
 
-TEST_CASE("all errors are collected, in file order", "[config]") {
+TEST_CASE("all errors are collected / in file order", "[config]") {
     const std::string text = R"([tenant]
 id = "nope"
 cloud = "mars"

@@ -19,7 +19,7 @@ std::vector<std::string> rules_fired(const config& c, const std::string& body) {
 using V = std::vector<std::string>;
 }  // namespace
 
-TEST_CASE("sign-in by a watched account alerts on failure and success, every source format",
+TEST_CASE("sign-in by a watched account alerts on failure and success / every source format",
           "[matcher]") {
     auto c = t::config_watching({t::adele});
     CHECK(rules_fired(c, t::read_fixture("graph_signins_page.json")) == V{"breakglass_signin"});
@@ -42,7 +42,7 @@ TEST_CASE("service-principal sign-ins are matched on the SP id", "[matcher]") {
           V{"breakglass_signin"});
 }
 
-TEST_CASE("audit rules: actor, target, group and CA policy", "[matcher]") {
+TEST_CASE("audit rules: actor / target / group and CA policy", "[matcher]") {
     SECTION("initiated by a watched account") {
         CHECK(rules_fired(t::config_watching({t::bruno}),
                           t::read_fixture("graph_audits_page.json")) ==

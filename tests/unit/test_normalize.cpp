@@ -102,7 +102,7 @@ TEST_CASE("Graph directoryAudits page", "[normalize]") {
     CHECK(b.targets[0].who.id == "20660f84-11cd-4df4-a61a-637cecf8c343");
 }
 
-TEST_CASE("diagnostic-settings sign-in body: offset timestamps, string resultType, SP rows",
+TEST_CASE("diagnostic-settings sign-in body: offset timestamps / string resultType / SP rows",
           "[normalize]") {
     normalizer n;
     auto recs = all_records(n, read_fixture("diag_signins_body.json"));
@@ -138,7 +138,7 @@ TEST_CASE("diagnostic-settings audit body", "[normalize]") {
     CHECK(a.user_agent == "Mozilla/5.0 (Windows NT 10.0; Win64; x64)");  // from additionalDetails
 }
 
-TEST_CASE("format variants: level case, integer audit result, Type key, escaped keys, BOM",
+TEST_CASE("format variants: level case / integer audit result / Type key / escaped keys / BOM",
           "[normalize]") {
     normalizer n;
     SECTION("old audit sample: lower-case level, integer result, Type key, -05:00 offset") {

@@ -31,7 +31,7 @@ TEST_CASE("prefilter finds watched GUIDs in any case and drops the rest", "[pref
     CHECK_FALSE(p.may_match(read_fixture("diag_signins_body.json")));
 }
 
-TEST_CASE("prefilter sends id-hiding escapes to the full parse, but not every escape",
+TEST_CASE("prefilter sends id-hiding escapes to the full parse / but not every escape",
           "[prefilter]") {
     auto p = make();
     CHECK(p.may_match(R"({"userId":"0b7e3f1a\u002d5c2d\u002d4e8f\u002d9a6b\u002d1c2d3e4f5a6b"})"));

@@ -1,0 +1,70 @@
+// Graph polling, the pure parts: which URL to ask for each stream, the cursor + seen-set
+// checkpoint, the request-rate limiter and the same-origin rule for @odata.nextLink.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/config.hpp"
+#include "core/event.hpp"
+#include "core/time.hpp"
+#include "core/watchlist.hpp"
+
+namespace glasswatch::core {
+
+std::string_view stream_name(graph_kind k) noexcept;  // "interactive", "audit", ...
+std::string checkpoint_key(graph_kind k);             // "graph:interactive", ...
+signin_type signin_of(graph_kind k) noexcept;         // none for audit
+
+// First-page URL of a poll for stream `k`, reading records created at or after `from`.
+// Sign-ins: v1.0 for interactive (the only kind v1.0 serves), beta + signInEventTypes for the
+// others. Unless `full_stream`, the filter is narrowed to the watched ids where Graph allows it
+// (user sign-ins by userId; audits by initiator or target id); service-principal and
+// managed-identity sign-ins are always read in full (they carry no user id to filter on).
+std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
+                           const watchlist& wl, bool full_stream);
+
+// True when `url` has the same scheme, host and port as `base` (the bearer token's audience).
+bool same_origin(std::string_view url, std::string_view base);
+
+// Percent-encoding for a query-string value (RFC 3986 unreserved characters kept).
+std::string url_encode(std::string_view v);
+
+// Per-stream checkpoint: where the next window starts, and the ids of matched events already
+// committed (so an overlap window or a revised event never alerts twice and costs no commit).
+struct graph_cursor {
+    micros cursor = 0;                   // 0 = never polled
+    std::map<std::string, micros> seen;  // event id -> createdDateTime
+
+    bool seen_before(const std::string& id) const { return seen.count(id) != 0; }
+    void remember(const std::string& id, micros created) { seen[id] = created; }
+    // Forgets ids older than `horizon` (they can no longer come back in a window), then the
+    // oldest ones beyond `max_entries`.
+    void prune(micros horizon, std::size_t max_entries);
+
+    std::string to_json() const;
+    static std::optional<graph_cursor> from_json(std::string_view text);
+};
+
+// Sliding-window limiter: at most `max_requests` per `window`, spaced evenly (window / max
+// apart). Throttled answers count too (Graph counts them), so every request sent is recorded.
+class rate_limiter {
+public:
+    rate_limiter(int max_requests, micros window) : max_(max_requests), window_(window) {}
+    // Earliest time the next request may go out (<= now means "now").
+    micros next_allowed(micros now);
+    void record(micros at);
+    int in_window(micros now);
+
+private:
+    void expire(micros now);
+    int max_;
+    micros window_;
+    std::deque<micros> sent_;
+};
+
+}  // namespace glasswatch::core

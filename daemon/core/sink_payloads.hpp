@@ -1,0 +1,70 @@
+// Request bodies for the out-of-band sinks and the classification of their answers (pure).
+// Wire formats: shared/reference/alert-sinks.md (PagerDuty Events v2 §6, Twilio Messages §7,
+// Standard Webhooks §8.1, Slack incoming webhooks §8.2).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/alert.hpp"
+#include "core/time.hpp"
+
+namespace glasswatch::core {
+
+// How a sink's HTTP answer is to be treated (delivery engine semantics, see io/delivery.hpp).
+enum class sink_verdict { accepted, transient, permanent };
+
+struct sink_answer {
+    sink_verdict verdict = sink_verdict::transient;
+    std::string error;  // the sink's own error text, bounded and sanitized
+    std::string ref;    // the sink's id for the delivery (Twilio SID, PagerDuty dedup_key)
+    std::string state;  // Twilio message status ("queued", "delivered", ...)
+};
+
+// ---- PagerDuty Events v2 ----------------------------------------------------------------------
+inline constexpr std::size_t pagerduty_max_body = 512 * 1024;
+// Trigger event: dedup_key = alert id (a second instance or a replay collapses into the same
+// incident), severity mapped (critical/high -> critical/error, ...), custom_details = the full
+// alert JSON (trimmed if the body would exceed 512 KB), summary <= 1024 characters.
+std::string pagerduty_trigger(const alert& a, std::string_view routing_key,
+                              std::string_view source);
+std::string_view pagerduty_severity(severity s) noexcept;
+sink_answer classify_pagerduty(int status, std::string_view body);
+
+// ---- Twilio Messages --------------------------------------------------------------------------
+std::string twilio_message_form(std::string_view to, std::string_view from,
+                                std::string_view messaging_service_sid, std::string_view body);
+std::string basic_auth(std::string_view user, std::string_view password);
+sink_answer classify_twilio_create(int status, std::string_view body);
+// Message resource (GET .../Messages/{Sid}.json): status -> accepted (still moving), confirmed
+// (delivered / read), permanent (failed / undelivered / canceled).
+struct twilio_status {
+    std::string status;
+    std::int64_t error_code = 0;
+    bool final_ok = false;   // delivered, read
+    bool final_bad = false;  // failed, undelivered, canceled
+};
+std::optional<twilio_status> parse_twilio_message(std::string_view body);
+// Whether a message list (GET Messages.json?To=...) holds a message with exactly this body sent
+// after `since`: used before re-sending after an ambiguous timeout (Twilio has no idempotency key).
+std::optional<std::string> twilio_find_sent(std::string_view list_body, std::string_view text,
+                                            micros since);
+
+// ---- Webhooks ---------------------------------------------------------------------------------
+// Body: {"type":"glasswatch.alert.<rule>","timestamp":...,"data":<alert JSON>}.
+std::string webhook_body(const alert& a);
+// Slack-compatible body: {"text": "..."} with mrkdwn-escaped text.
+std::string slack_body(const alert& a);
+// Standard Webhooks signature header value "v1,<base64 HMAC-SHA256(id.ts.body)>". The key is
+// the base64 part of a "whsec_..." secret (a secret without the prefix is used as raw bytes).
+std::string standard_webhook_signature(std::string_view secret, std::string_view msg_id,
+                                       std::int64_t unix_ts, std::string_view body);
+sink_answer classify_webhook(int status, std::string_view body);
+
+// Common HTTP classification: 2xx accepted; 408/425/429/5xx transient; other 4xx permanent.
+sink_verdict verdict_for_status(int status) noexcept;
+
+}  // namespace glasswatch::core

@@ -1,0 +1,277 @@
+#include "io/graph_poller.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <set>
+
+#include "io/delivery.hpp"
+
+namespace glasswatch::io {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+constexpr int max_pages_per_poll = 10000;     // a bound on one paging run
+constexpr int max_attempts_per_request = 12;  // throttling/5xx retries before the poll gives up
+}  // namespace
+
+graph_poller::graph_poller(runtime& rt, https_client& http, token_provider& tokens,
+                           core::pipeline& pipeline, ingestor& ingest, const core::config& cfg)
+    : rt_(rt),
+      http_(http),
+      tokens_(tokens),
+      pipeline_(pipeline),
+      ingest_(ingest),
+      cfg_(cfg),
+      base_(cfg.graph.graph_base_url.empty() ? core::default_graph_base_url(cfg.cloud)
+                                             : cfg.graph.graph_base_url),
+      limiter_(cfg.graph.max_requests_per_10s, 10LL * 1000000),
+      timer_(rt.main()) {
+    while (!base_.empty() && base_.back() == '/')
+        base_.pop_back();
+    url_parts u;
+    if (parse_url(base_, u)) graph_host_ = u.host;
+    backoff_.initial = 2s;
+    backoff_.max = 120s;
+}
+
+void graph_poller::stop() {
+    stopping_ = true;
+    timer_.cancel();
+}
+
+asio::awaitable<bool> graph_poller::sleep_for(std::chrono::milliseconds d) {
+    if (stopping_) co_return false;
+    timer_.expires_after(d);
+    boost::system::error_code ec;
+    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return !stopping_;
+}
+
+void graph_poller::fail(const std::string& error) {
+    if (health_.failing_since == 0) {
+        health_.failing_since = wall_now();
+        spdlog::warn("graph: {}", error);
+    } else if (error != health_.last_error) {
+        spdlog::warn("graph: {}", error);
+    }
+    health_.last_error = error;
+}
+
+asio::awaitable<void> graph_poller::run() {
+    if (!loaded_) {
+        auto load = [](store& db) { return db.load_checkpoints("graph:"); };
+        auto saved = co_await rt_.on_store(std::move(load));
+        for (auto kind : cfg_.graph.kinds) {
+            for (const auto& c : saved) {
+                if (c.source != core::checkpoint_key(kind)) continue;
+                if (auto cur = core::graph_cursor::from_json(c.position))
+                    cursors_[kind] = std::move(*cur);
+                else
+                    spdlog::warn(
+                        "graph: checkpoint {} unreadable; starting from the initial lookback",
+                        c.source);
+            }
+        }
+        loaded_ = true;
+    }
+    spdlog::info("graph: polling {} every {}s ({} stream(s), lookback {}s)", base_,
+                 cfg_.graph.poll_interval.count(), cfg_.graph.kinds.size(),
+                 cfg_.graph.lookback.count());
+    int failures = 0;
+    while (!stopping_) {
+        bool all_ok = true;
+        for (auto kind : cfg_.graph.kinds) {
+            if (stopping_) break;
+            if (!co_await poll_stream(kind)) all_ok = false;
+        }
+        if (stopping_) break;
+        ++health_.polls;
+        std::chrono::milliseconds wait = cfg_.graph.poll_interval;
+        if (all_ok) {
+            if (health_.failing_since != 0) spdlog::info("graph: polling recovered");
+            health_.failing_since = 0;
+            health_.last_error.clear();
+            health_.last_success = wall_now();
+            failures = 0;
+        } else {
+            ++failures;
+            wait = std::max(wait, core::backoff_delay(backoff_, failures, rt_.jitter()));
+        }
+        if (!co_await sleep_for(wait)) break;
+    }
+    spdlog::info("graph: stopped");
+}
+
+asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
+    core::graph_cursor& cur = cursors_[kind];
+    const core::micros started = wall_now();
+    const core::micros lookback = cfg_.graph.lookback.count() * 1000000LL;
+    const core::micros from = cur.cursor == 0
+                                  ? started - cfg_.graph.initial_lookback.count() * 1000000LL
+                                  : cur.cursor - lookback;
+    std::string url =
+        core::build_poll_url(base_, kind, from, pipeline_.watched(), cfg_.graph.full_stream);
+    core::body_origin origin;
+    origin.source = "graph";
+    origin.hint = kind == core::graph_kind::audit ? core::record_hint::graph_audit
+                                                  : core::record_hint::graph_signin;
+    origin.signin = core::signin_of(kind);
+
+    std::set<std::string> visited;
+    for (int page = 0; !url.empty(); ++page) {
+        if (page >= max_pages_per_poll) {
+            fail("graph " + std::string(core::stream_name(kind)) + ": more than " +
+                 std::to_string(max_pages_per_poll) + " pages in one poll; cursor kept");
+            co_return false;
+        }
+        if (!visited.insert(url).second) {
+            fail("graph " + std::string(core::stream_name(kind)) +
+                 ": @odata.nextLink loops; cursor kept");
+            co_return false;
+        }
+        fetch_result page_res = co_await fetch(url);
+        if (page_res.stopped) co_return false;
+        if (!page_res.ok) {
+            fail("graph " + std::string(core::stream_name(kind)) + ": " + page_res.error);
+            co_return false;
+        }
+        ++health_.pages;
+        core::process_output out = pipeline_.process(page_res.body, origin, wall_now());
+        for (const auto& p : out.problems)
+            spdlog::warn("graph {}: {}", core::stream_name(kind), p);
+        // Silence detection only needs "this page carried records", not a parse of each one.
+        if (page_res.body.find("\"id\"") != std::string::npos) health_.last_event_seen = wall_now();
+        health_.records += out.records;
+        // Only findings not already committed in an earlier window go to the store.
+        std::vector<core::finding> fresh;
+        for (auto& f : out.findings)
+            if (!cur.seen_before(f.a.event_id + "|" + f.a.rule)) fresh.push_back(std::move(f));
+        if (!fresh.empty()) {
+            std::vector<std::pair<std::string, core::micros>> keys;
+            for (const auto& f : fresh)
+                keys.emplace_back(f.a.event_id + "|" + f.a.rule, f.a.event_time);
+            std::vector<checkpoint> no_checkpoint;  // findings alone: the cursor stays put
+            commit_result cr = co_await ingest_.commit(std::move(fresh), std::move(no_checkpoint));
+            if (!cr.ok) {
+                fail("store not writable: " + cr.error);
+                co_return false;
+            }
+            // Remembered only once durable: a failed commit must be read again next time.
+            for (auto& [k, t] : keys)
+                cur.remember(k, t);
+        }
+        url.clear();
+        if (!out.next_link.empty()) {
+            if (!core::same_origin(out.next_link, base_)) {
+                ++health_.refused_next_links;
+                fail(
+                    "graph " + std::string(core::stream_name(kind)) +
+                    ": refused an @odata.nextLink to another host (the bearer token never leaves " +
+                    graph_host_ + "); cursor kept");
+                co_return false;
+            }
+            url = out.next_link;
+        }
+    }
+    // Every page read and every finding durable: advance the cursor (and prune the seen-set to
+    // what the next overlap window can still return).
+    cur.cursor = started;
+    cur.prune(started - lookback - 3600LL * 1000000, cfg_.graph.seen_set_max);
+    // (Arguments are named locals: GCC 12 rejects braced temporaries inside co_await.)
+    std::vector<core::finding> none;
+    std::vector<checkpoint> advance{checkpoint{core::checkpoint_key(kind), cur.to_json()}};
+    commit_result cr = co_await ingest_.commit(std::move(none), std::move(advance));
+    if (!cr.ok) {
+        fail("store not writable: " + cr.error);
+        co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<graph_poller::fetch_result> graph_poller::fetch(const std::string& url) {
+    fetch_result r;
+    bool renewed = false;
+    for (int attempt = 1; attempt <= max_attempts_per_request; ++attempt) {
+        if (stopping_) {
+            r.stopped = true;
+            co_return r;
+        }
+        // Pace requests: never more than max_requests_per_10s in any 10 s window.
+        core::micros now = wall_now();
+        core::micros at = limiter_.next_allowed(now);
+        if (at > now && !co_await sleep_for(std::chrono::milliseconds((at - now) / 1000 + 1))) {
+            r.stopped = true;
+            co_return r;
+        }
+        token_result tok = co_await tokens_.get();
+        health_.token = tok.failure;
+        if (!tok.ok()) {
+            r.error = tok.message;
+            co_return r;
+        }
+        http_request req;
+        req.url = url;
+        req.bearer_token = tok.token;
+        req.token_host = graph_host_;
+        req.headers.push_back({"Accept", "application/json"});
+        limiter_.record(wall_now());
+        ++health_.requests;
+        http_result res = co_await http_.request(std::move(req));
+        if (!res.ok()) {
+            r.error = std::string(to_string(res.error)) + ": " + res.message;
+            if (!is_transient(res.error)) co_return r;
+            if (!co_await sleep_for(core::backoff_delay(backoff_, attempt, rt_.jitter()))) {
+                r.stopped = true;
+                co_return r;
+            }
+            continue;
+        }
+        const int status = res.response.status;
+        if (status == 200) {
+            r.ok = true;
+            r.body = std::move(res.response.body);
+            co_return r;
+        }
+        if (status == 401 && !renewed) {
+            // Expired or revoked mid-stream: one renewal, then the same page again.
+            ++health_.unauthorized;
+            renewed = true;
+            tokens_.invalidate();
+            continue;
+        }
+        std::string graph_code;
+        {
+            auto pos = res.response.body.find("\"code\"");
+            if (pos != std::string::npos) {
+                auto q1 = res.response.body.find('"', res.response.body.find(':', pos) + 1);
+                auto q2 = q1 == std::string::npos ? q1 : res.response.body.find('"', q1 + 1);
+                if (q2 != std::string::npos)
+                    graph_code =
+                        res.response.body.substr(q1 + 1, std::min<std::size_t>(q2 - q1 - 1, 80));
+            }
+        }
+        r.error = "HTTP " + std::to_string(status) + (graph_code.empty() ? "" : " " + graph_code);
+        if (status == 429 || status == 503 || status == 500 || status == 502 || status == 504 ||
+            status == 408) {
+            if (status == 429) ++health_.throttled;
+            auto ra = core::parse_retry_after(res.response.header("retry-after"), wall_now());
+            auto delay = core::backoff_delay(backoff_, attempt, rt_.jitter(), ra);
+            spdlog::debug("graph: {} on {}, retrying in {}", r.error, url.substr(0, url.find('?')),
+                          core::format_duration(delay.count()));
+            if (!co_await sleep_for(delay)) {
+                r.stopped = true;
+                co_return r;
+            }
+            continue;
+        }
+        // 400/403/404...: retrying the same request cannot help (permission, license, query).
+        co_return r;
+    }
+    co_return r;
+}
+
+}  // namespace glasswatch::io

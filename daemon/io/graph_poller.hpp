@@ -1,0 +1,81 @@
+// Microsoft Graph source: polls auditLogs/signIns (v1.0 interactive; beta for non-interactive,
+// service-principal and managed-identity sign-ins) and auditLogs/directoryAudits.
+//
+// Lifecycle per poll (one state machine, driven by run()):
+//   for each configured stream: read [cursor - lookback, now) page by page (same-origin
+//   nextLinks only, loops detected), hand each page to the pipeline, commit new findings at
+//   once (no checkpoint change, so alerts leave without waiting for the last page), then commit
+//   the advanced cursor + seen-set. Then sleep poll_interval.
+// Requests go through one sliding-window limiter (default 5 per 10 s, the reports API limit);
+// 429/5xx wait for Retry-After (seconds, fractional, HTTP-date) or back off when it is missing
+// or garbage; a 401 renews the token once and retries.
+//
+// Thread: main thread only.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <map>
+#include <string>
+
+#include "core/backoff.hpp"
+#include "core/config.hpp"
+#include "core/graph_query.hpp"
+#include "core/pipeline.hpp"
+#include "io/https_client.hpp"
+#include "io/ingest.hpp"
+#include "io/token_provider.hpp"
+
+namespace glasswatch::io {
+
+// What the tripwire and /readyz read about a source.
+struct source_health {
+    core::micros last_success = 0;     // last complete poll of every stream
+    core::micros failing_since = 0;    // 0 while healthy
+    core::micros last_event_seen = 0;  // wall time a page last carried any record
+    std::string last_error;            // human text, no secrets
+    core::token_failure token = core::token_failure::none;
+    std::uint64_t polls = 0, requests = 0, throttled = 0, pages = 0, records = 0;
+    std::uint64_t unauthorized = 0, refused_next_links = 0;
+};
+
+class graph_poller {
+public:
+    graph_poller(runtime& rt, https_client& http, token_provider& tokens, core::pipeline& pipeline,
+                 ingestor& ingest, const core::config& cfg);
+
+    boost::asio::awaitable<void> run();
+    void stop();
+
+    const source_health& health() const noexcept { return health_; }
+
+private:
+    struct fetch_result {
+        bool ok = false;
+        bool stopped = false;
+        std::string body;
+        std::string error;
+    };
+    boost::asio::awaitable<bool> poll_stream(core::graph_kind kind);
+    boost::asio::awaitable<fetch_result> fetch(const std::string& url);
+    boost::asio::awaitable<bool> sleep_for(std::chrono::milliseconds d);  // false when stopped
+    void fail(const std::string& error);
+
+    runtime& rt_;
+    https_client& http_;
+    token_provider& tokens_;
+    core::pipeline& pipeline_;
+    ingestor& ingest_;
+    const core::config& cfg_;
+    std::string base_;        // Graph base URL
+    std::string graph_host_;  // bearer tokens go to this host only
+    core::rate_limiter limiter_;
+    core::backoff_policy backoff_;
+    std::map<core::graph_kind, core::graph_cursor> cursors_;
+    bool loaded_ = false;
+    bool stopping_ = false;
+    boost::asio::steady_timer timer_;
+    source_health health_;
+};
+
+}  // namespace glasswatch::io

@@ -1,0 +1,325 @@
+// glasswatch-lab: the simulated tenant as a program, for the demo and the e2e tests.
+//
+//   glasswatch-lab --dir DIR [--scenario demo|quiet] [--port N] [--control-port N]
+//                  [--token-ttl S] [--rate R] [--delay-s S] [--throttle N] [--seed N]
+//
+// Serves the token endpoint, Graph (and the alert-sink receivers) over HTTPS on --port and the
+// /lab/ control API over plain HTTP on --control-port, both on loopback. Writes what a client
+// needs into DIR (CA, client secret, client certificate + key) and DIR/lab.json last, atomically,
+// so a reader that sees lab.json can rely on everything else being there.
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "lab/lab_graph.hpp"
+#include "lab/lab_sinks.hpp"
+#include "support/https_server.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using glasswatch::lab::lab_options;
+using glasswatch::lab::lab_tenant;
+using glasswatch::lab::sink_receivers;
+using glasswatch::test::https_server;
+using glasswatch::test::server_request;
+using glasswatch::test::server_response;
+using nlohmann::json;
+
+struct args {
+    std::string dir;
+    std::string scenario = "quiet";
+    int port = 0, control_port = 0;
+    int token_ttl_s = 3599;
+    double rate = 2.0;
+    double delay_s = -1;  // < 0: keep the lab's default range
+    int throttle = 5;
+    std::uint64_t seed = 1;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::cerr
+        << "glasswatch-lab: " << why << "\n"
+        << "usage: glasswatch-lab --dir DIR [--scenario demo|quiet] [--port N] [--control-port N]\n"
+        << "                      [--token-ttl S] [--rate R] [--delay-s S] [--throttle N] [--seed "
+           "N]\n";
+    std::exit(2);
+}
+
+args parse_args(int argc, char** argv) {
+    args a;
+    for (int i = 1; i < argc; ++i) {
+        const std::string k = argv[i];
+        if (k == "-h" || k == "--help")
+            usage("a simulated Entra ID tenant (token endpoint + Graph audit logs)");
+        if (i + 1 >= argc) usage("missing value for " + k);
+        const std::string v = argv[++i];
+        try {
+            std::size_t used = 0;
+            auto whole = [&](auto parsed) {
+                if (used != v.size()) throw std::invalid_argument(v);
+                return parsed;
+            };
+            if (k == "--dir")
+                a.dir = v;
+            else if (k == "--scenario")
+                a.scenario = v;
+            else if (k == "--port")
+                a.port = whole(std::stoi(v, &used));
+            else if (k == "--control-port")
+                a.control_port = whole(std::stoi(v, &used));
+            else if (k == "--token-ttl")
+                a.token_ttl_s = whole(std::stoi(v, &used));
+            else if (k == "--rate")
+                a.rate = whole(std::stod(v, &used));
+            else if (k == "--delay-s")
+                a.delay_s = whole(std::stod(v, &used));
+            else if (k == "--throttle")
+                a.throttle = whole(std::stoi(v, &used));
+            else if (k == "--seed")
+                a.seed = whole(std::stoull(v, &used));
+            else
+                usage("unknown option " + k);
+        } catch (const std::logic_error&) {
+            usage("bad value for " + k + ": " + v);
+        }
+    }
+    if (a.dir.empty()) usage("--dir is required");
+    if (a.scenario != "demo" && a.scenario != "quiet") usage("--scenario must be demo or quiet");
+    if (a.port < 0 || a.port > 65535 || a.control_port < 0 || a.control_port > 65535)
+        usage("bad port");
+    if (a.token_ttl_s < 1 || a.rate < 0 || a.throttle < 0) usage("values must not be negative");
+    return a;
+}
+
+std::int64_t wall_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Writes a file with the given mode (the mode is enforced even if the file existed).
+void write_file(const fs::path& path, const std::string& data, mode_t mode) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+    bool ok = ::fchmod(fd, mode) == 0;
+    std::size_t off = 0;
+    while (ok && off < data.size()) {
+        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        if (ok) off += static_cast<std::size_t>(n);
+    }
+    ok = ::fsync(fd) == 0 && ok;
+    ok = ::close(fd) == 0 && ok;
+    if (!ok)
+        throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+}
+
+std::string random_secret() {
+    // Shaped like an Entra ID client secret: 40 characters, '~' in the fourth place.
+    static constexpr char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.";
+    unsigned char bytes[40];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
+    std::string s;
+    for (unsigned char b : bytes)
+        s += alphabet[b % (sizeof alphabet - 1)];
+    s[3] = '~';
+    return s;
+}
+
+struct client_cert {
+    std::string cert_pem, key_pem;
+};
+
+// A self-signed RSA-2048 client certificate: what an operator uploads to the app registration.
+client_cert make_client_cert() {
+    auto fail = [](const char* what) -> client_cert {
+        throw std::runtime_error(std::string("client cert: ") + what);
+    };
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_RSA_gen(2048), &EVP_PKEY_free);
+    if (!key) return fail("RSA key generation");
+    std::unique_ptr<X509, decltype(&X509_free)> x(X509_new(), &X509_free);
+    if (!x) return fail("X509_new");
+    unsigned char serial[8];
+    RAND_bytes(serial, sizeof serial);
+    std::uint64_t sn = 0;
+    for (unsigned char b : serial)
+        sn = (sn << 8) | b;
+    X509_set_version(x.get(), 2);
+    ASN1_INTEGER_set_uint64(X509_get_serialNumber(x.get()), sn >> 1);
+    X509_gmtime_adj(X509_getm_notBefore(x.get()), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x.get()), 60L * 60 * 24 * 365);
+    X509_set_pubkey(x.get(), key.get());
+    X509_NAME* name = X509_get_subject_name(x.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("glasswatch-lab-client"), -1,
+                               -1, 0);
+    X509_set_issuer_name(x.get(), name);
+    if (X509_sign(x.get(), key.get(), EVP_sha256()) <= 0) return fail("X509_sign");
+    auto to_pem = [](auto write) {
+        std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+        if (!bio || write(bio.get()) != 1) throw std::runtime_error("client cert: PEM encoding");
+        char* data = nullptr;
+        long len = BIO_get_mem_data(bio.get(), &data);
+        return std::string(data, static_cast<std::size_t>(len));
+    };
+    client_cert c;
+    c.cert_pem = to_pem([&](BIO* b) { return PEM_write_bio_X509(b, x.get()); });
+    c.key_pem = to_pem([&](BIO* b) {
+        return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
+    });
+    return c;
+}
+
+server_response not_found(const std::string& what) {
+    server_response r;
+    r.status = 404;
+    r.body = json{{"error", what}}.dump();
+    return r;
+}
+
+bool is_control_path(const std::string& path) {
+    return path == "/lab" || path.rfind("/lab/", 0) == 0;
+}
+
+std::string path_only(const server_request& req) {
+    return req.target.substr(0, req.target.find('?'));
+}
+
+void arm_ticker(asio::steady_timer& timer, lab_tenant& lab) {
+    timer.expires_after(std::chrono::milliseconds(200));
+    timer.async_wait([&timer, &lab](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled at shutdown
+        lab.tick(wall_us());
+        arm_ticker(timer, lab);
+    });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const args a = parse_args(argc, argv);
+    try {
+        fs::create_directories(a.dir);
+        const fs::path dir = fs::absolute(a.dir);
+
+        const auto pki = glasswatch::test::test_pki::generate({"127.0.0.1", "localhost"});
+        const client_cert cc = make_client_cert();
+        const std::string secret = random_secret();
+
+        lab_options o;
+        o.client_secret = secret;
+        o.client_certificates_pem = {cc.cert_pem};
+        o.scenario = a.scenario;
+        o.rate_per_s = a.rate;
+        if (a.delay_s >= 0) o.ingestion_delay_min_s = o.ingestion_delay_max_s = a.delay_s;
+        o.token_ttl_s = a.token_ttl_s;
+        o.throttle_limit = a.throttle;
+        o.seed = a.seed;
+        o.log = [](const std::string& line) { std::cerr << line << std::endl; };
+        lab_tenant lab(o);
+        sink_receivers sinks;
+
+        asio::io_context ctx;
+        asio::signal_set signals(ctx, SIGINT, SIGTERM);
+
+        https_server::options tls;
+        tls.tls = true;
+        tls.cert_pem = pki.server_cert_pem;
+        tls.key_pem = pki.server_key_pem;
+        tls.port = static_cast<std::uint16_t>(a.port);
+        // The TLS port is what the daemon talks to; the control API is never reachable there.
+        https_server graph_server(ctx, tls, [&](const server_request& req) {
+            const std::string path = path_only(req);
+            if (is_control_path(path)) return not_found("the control API is on the control port");
+            if (sink_receivers::owns(path)) return sinks.handle(req, wall_us());
+            return lab.handle(req, wall_us());
+        });
+        https_server::options plain;
+        plain.tls = false;
+        plain.port = static_cast<std::uint16_t>(a.control_port);
+        https_server control_server(ctx, plain, [&](const server_request& req) {
+            const std::string path = path_only(req);
+            if (!is_control_path(path)) return not_found("only /lab/ is served here");
+            if (sink_receivers::owns(path)) return sinks.handle(req, wall_us());
+            return lab.handle(req, wall_us());
+        });
+
+        const std::string graph_url = "https://127.0.0.1:" + std::to_string(graph_server.port());
+        const std::string control_url = "http://127.0.0.1:" + std::to_string(control_server.port());
+        write_file(dir / "ca.pem", pki.ca_cert_pem, 0644);
+        write_file(dir / "client-secret", secret + "\n", 0600);
+        write_file(dir / "client-cert.pem", cc.cert_pem, 0644);
+        write_file(dir / "client-key.pem", cc.key_pem, 0600);
+        const auto& so = sinks.options();
+        json info = {{"graph_url", graph_url},
+                     {"authority_url", graph_url},
+                     {"control_url", control_url},
+                     {"tenant_id", o.tenant_id},
+                     {"tenant_domain", o.tenant_domain},
+                     {"client_id", o.client_id},
+                     {"ca_file", (dir / "ca.pem").string()},
+                     {"client_secret_file", (dir / "client-secret").string()},
+                     {"client_certificate_file", (dir / "client-cert.pem").string()},
+                     {"client_key_file", (dir / "client-key.pem").string()},
+                     {"bg1", std::string(glasswatch::lab::ids::bg1)},
+                     {"bg1_upn", std::string(glasswatch::lab::ids::bg1_upn)},
+                     {"bg2", std::string(glasswatch::lab::ids::bg2)},
+                     {"bg2_upn", std::string(glasswatch::lab::ids::bg2_upn)},
+                     {"admin", std::string(glasswatch::lab::ids::admin)},
+                     {"scenario", a.scenario},
+                     {"sinks",
+                      {{"pagerduty_url", graph_url + "/v2/enqueue"},
+                       {"pagerduty_routing_key", so.pagerduty_routing_key},
+                       {"twilio_url", graph_url},
+                       {"twilio_account_sid", so.twilio_account_sid},
+                       {"twilio_auth_token", so.twilio_auth_token},
+                       {"webhook_url", graph_url + "/hooks/glasswatch"},
+                       {"webhook_secret", so.webhook_secret}}},
+                     {"pid", static_cast<long>(::getpid())}};
+        // lab.json last and atomically: its presence means the lab is ready.
+        write_file(dir / "lab.json.tmp", info.dump(2) + "\n", 0644);
+        fs::rename(dir / "lab.json.tmp", dir / "lab.json");
+
+        asio::steady_timer ticker(ctx);
+        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            std::cerr << "glasswatch-lab: signal " << sig << ", stopping" << std::endl;
+            ticker.cancel();
+            graph_server.stop();
+            control_server.stop();
+            ctx.stop();
+        });
+        lab.tick(wall_us());
+        arm_ticker(ticker, lab);
+        std::cerr << "glasswatch-lab: scenario " << a.scenario << ", graph " << graph_url
+                  << ", control " << control_url << ", dir " << dir.string() << std::endl;
+        ctx.run();
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "glasswatch-lab: " << e.what() << std::endl;
+        return 1;
+    }
+}
