@@ -9,6 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
+#include <functional>
 #include <thread>
 
 #include "app/commands.hpp"
@@ -26,26 +27,6 @@ namespace glasswatch::app {
 namespace asio = boost::asio;
 
 namespace {
-
-// Pings the systemd watchdog from the main loop at half the configured interval: a wedged loop
-// stops the pings and systemd restarts the service.
-asio::awaitable<void> watchdog_loop(std::chrono::microseconds interval) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    for (;;) {
-        sd_notify(0, "WATCHDOG=1");
-        t.expires_after(interval / 2);
-        boost::system::error_code ec;
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) co_return;
-        // Test hook: a file that wedges the loop, to prove the pings stop (issue: watchdog test).
-        if (const char* wedge = std::getenv("GLASSWATCH_TEST_WEDGE_FILE");
-            wedge && ::access(wedge, F_OK) == 0) {
-            spdlog::warn("test hook: wedging the main loop");
-            for (;;)
-                std::this_thread::sleep_for(std::chrono::seconds(1));
-        }
-    }
-}
 
 void log_exception(const char* what, std::exception_ptr e) {
     if (!e) return;
@@ -111,41 +92,72 @@ int run_daemon(const core::config& cfg) {
 
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
     // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
-    // and go out after the restart (at-least-once).
+    // and go out after the restart (at-least-once). A clean stop ends with no coroutine left
+    // suspended, so nothing outlives what it points at.
     bool stopping = false;
-    asio::steady_timer grace(main_ctx);
-    asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        spdlog::info("signal {}: draining (stop intake, finish in-flight deliveries)", sig);
-        sd_notify(0, "STOPPING=1");
-        stopping = true;
-        if (graph) graph->stop();
-        delivery.stop();
-        grace.expires_after(std::chrono::seconds(10));
-        grace.async_wait([&](const boost::system::error_code& gec) {
-            if (!gec) {
-                spdlog::warn("drain grace period over; pending deliveries resume after restart");
-                main_ctx.stop();
+    {
+        // io objects in this scope are destroyed while main_ctx still exists.
+        asio::steady_timer grace(main_ctx);
+        asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
+        asio::steady_timer watchdog(main_ctx);
+        int running = graph ? 2 : 1;  // delivery (+ graph poller)
+        auto finished = [&](const char* what, std::exception_ptr e) {
+            log_exception(what, e);
+            if (--running == 0) {
+                grace.cancel();
+                signals.cancel();
+                watchdog.cancel();
             }
+        };
+        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            spdlog::info("signal {}: draining (stop intake, finish in-flight deliveries)", sig);
+            sd_notify(0, "STOPPING=1");
+            stopping = true;
+            if (graph) graph->stop();
+            delivery.stop();
+            grace.expires_after(std::chrono::seconds(10));
+            grace.async_wait([&](const boost::system::error_code& gec) {
+                if (gec) return;
+                // A sink hangs beyond the grace period: leave without unwinding the loop.
+                // Everything acknowledged is durable; the rest is retried after the restart.
+                spdlog::warn("drain grace period over; pending deliveries resume after restart");
+                spdlog::default_logger()->flush();
+                std::_Exit(exit_ok);
+            });
         });
-    });
+        asio::co_spawn(main_ctx, delivery.run(),
+                       [&](std::exception_ptr e) { finished("delivery", e); });
+        if (graph)
+            asio::co_spawn(main_ctx, graph->run(),
+                           [&](std::exception_ptr e) { finished("graph poller", e); });
 
-    asio::co_spawn(main_ctx, delivery.run(), [&](std::exception_ptr e) {
-        log_exception("delivery", e);
-        if (stopping) main_ctx.stop();
-    });
-    if (graph)
-        asio::co_spawn(main_ctx, graph->run(),
-                       [](std::exception_ptr e) { log_exception("graph poller", e); });
-    std::uint64_t wd_usec = 0;
-    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
-        asio::co_spawn(main_ctx, watchdog_loop(std::chrono::microseconds(wd_usec)),
-                       [](std::exception_ptr e) { log_exception("watchdog", e); });
+        // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
+        // stops the pings and systemd restarts the service.
+        std::uint64_t wd_usec = 0;
+        std::function<void()> ping;
+        if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+            ping = [&] {
+                sd_notify(0, "WATCHDOG=1");
+                // Test hook: a file that wedges the loop, to prove the pings stop.
+                if (const char* wedge = std::getenv("GLASSWATCH_TEST_WEDGE_FILE");
+                    wedge && ::access(wedge, F_OK) == 0) {
+                    spdlog::warn("test hook: wedging the main loop");
+                    for (;;)
+                        std::this_thread::sleep_for(std::chrono::seconds(1));
+                }
+                watchdog.expires_after(std::chrono::microseconds(wd_usec / 2));
+                watchdog.async_wait([&](const boost::system::error_code& ec) {
+                    if (!ec) ping();
+                });
+            };
+            ping();
+        }
 
-    sd_notify(0, "READY=1\nSTATUS=watching");
-    spdlog::info("ready");
-    threads.run_main();
+        sd_notify(0, "READY=1\nSTATUS=watching");
+        spdlog::info("ready");
+        threads.run_main();
+    }
     threads.finish();
     spdlog::info("stopped{}", stopping ? " cleanly" : "");
     return exit_ok;

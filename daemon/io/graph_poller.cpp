@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <set>
 
@@ -28,8 +29,7 @@ graph_poller::graph_poller(runtime& rt, https_client& http, token_provider& toke
       cfg_(cfg),
       base_(cfg.graph.graph_base_url.empty() ? core::default_graph_base_url(cfg.cloud)
                                              : cfg.graph.graph_base_url),
-      limiter_(cfg.graph.max_requests_per_10s, 10LL * 1000000),
-      timer_(rt.main()) {
+      limiter_(cfg.graph.max_requests_per_10s, 10LL * 1000000) {
     while (!base_.empty() && base_.back() == '/')
         base_.pop_back();
     url_parts u;
@@ -40,14 +40,14 @@ graph_poller::graph_poller(runtime& rt, https_client& http, token_provider& toke
 
 void graph_poller::stop() {
     stopping_ = true;
-    timer_.cancel();
+    if (timer_) timer_->cancel();
 }
 
 asio::awaitable<bool> graph_poller::sleep_for(std::chrono::milliseconds d) {
-    if (stopping_) co_return false;
-    timer_.expires_after(d);
+    if (stopping_ || !timer_) co_return false;
+    timer_->expires_after(d);
     boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     co_return !stopping_;
 }
 
@@ -62,6 +62,12 @@ void graph_poller::fail(const std::string& error) {
 }
 
 asio::awaitable<void> graph_poller::run() {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer_ = &timer;
+    struct forget {
+        asio::steady_timer*& t;
+        ~forget() { t = nullptr; }
+    } forget_timer{timer_};
     if (!loaded_) {
         auto load = [](store& db) { return db.load_checkpoints("graph:"); };
         auto saved = co_await rt_.on_store(std::move(load));

@@ -74,7 +74,9 @@ private:
     std::map<core::graph_kind, core::graph_cursor> cursors_;
     bool loaded_ = false;
     bool stopping_ = false;
-    boost::asio::steady_timer timer_;
+    // The sleep timer lives in run()'s coroutine frame, not in this object: an io object must not
+    // outlive its io_context, and this poller may (see io::thread_pair).
+    boost::asio::steady_timer* timer_ = nullptr;
     source_health health_;
 };
 
