@@ -71,6 +71,15 @@ inline bool decode_guid(const char* p, std::uint64_t& hi, std::uint64_t& lo) noe
     return true;
 }
 
+// Hash of the first 8 characters of a GUID, case-insensitive for hex digits ('A'|0x20 == 'a';
+// digits already have the 0x20 bit), 16 bits.
+inline unsigned prefix_hash(const char* p) noexcept {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    v |= 0x2020202020202020ULL;
+    return static_cast<unsigned>((v * 0x9E3779B97F4A7C15ULL) >> 48);
+}
+
 }  // namespace
 
 prefilter::prefilter(const std::vector<std::string>& guids, const std::vector<std::string>& upns) {
@@ -78,11 +87,14 @@ prefilter::prefilter(const std::vector<std::string>& guids, const std::vector<st
     while (cap < guids.size() * 4)
         cap <<= 1;
     table_.assign(cap, key128{});
+    prefix_bits_.assign(65536 / 64, 0);
     mask_ = cap - 1;
     for (const auto& g : guids) {
         if (g.size() != 36) continue;
         std::uint64_t hi = 0, lo = 0;
         if (!decode_guid(g.data(), hi, lo) || (hi == 0 && lo == 0)) continue;
+        const unsigned h = prefix_hash(g.data());
+        prefix_bits_[h >> 6] |= 1ULL << (h & 63);
         std::uint64_t slot = mix(hi, lo) & mask_;
         while (table_[slot].hi != 0 || table_[slot].lo != 0) {
             if (table_[slot].hi == hi && table_[slot].lo == lo) break;
@@ -121,6 +133,8 @@ bool prefilter::check_hyphen(const char* base, std::size_t n, std::size_t pos) c
     if (pos < 8 || pos + 28 > n) return false;
     const char* g = base + pos - 8;
     if (g[13] != '-' || g[18] != '-' || g[23] != '-') return false;
+    const unsigned h = prefix_hash(g);
+    if ((prefix_bits_[h >> 6] & (1ULL << (h & 63))) == 0) return false;
     return lookup_guid(g);
 }
 

@@ -41,6 +41,9 @@ private:
     bool scan_sse2(const char* p, std::size_t n) const noexcept;
     bool scan_avx2(const char* p, std::size_t n) const noexcept;
 
+    // 64 Kbit bitmap of a hash of each watched GUID's first 8 characters (case-folded): rejects
+    // almost every unwatched GUID with one load, before the 32-digit decode and table probe.
+    std::vector<std::uint64_t> prefix_bits_;
     std::vector<key128> table_;  // open addressing; empty slot = {0,0} (the nil GUID is refused)
     std::uint64_t mask_ = 0;
     std::size_t guid_count_ = 0;
