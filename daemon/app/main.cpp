@@ -27,6 +27,12 @@ commands:
                                send a clearly labelled test alert through every configured
                                sink (or one) and report, per sink, accepted/confirmed and how
                                long it took; exit 1 if a sink failed
+  evidence verify [--config FILE]
+                               check the hash chain over the stored evidence; exit 1 and name
+                               the first broken row when a row was altered or removed
+  evidence export [--config FILE] [--since ISO-8601] [--account ID]
+                               the raw matched records with their alerts and delivery history,
+                               one JSON object per line (for the post-mortem or an auditor)
   version                      print the version
   help                         this text
 
@@ -68,6 +74,7 @@ int main(int argc, char** argv) {
     if (cmd == "replay") return glasswatch::app::cmd_replay(args);
     if (cmd == "run") return glasswatch::app::cmd_run(args);
     if (cmd == "test-alert") return glasswatch::app::cmd_test_alert(args);
+    if (cmd == "evidence") return glasswatch::app::cmd_evidence(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }
