@@ -44,22 +44,6 @@ signin_type signin_of(graph_kind k) noexcept {
     return signin_type::none;
 }
 
-std::string url_encode(std::string_view v) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : v) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
                            const watchlist& wl, bool full_stream) {
     std::string base(graph_base);

@@ -31,9 +31,6 @@ std::string build_poll_url(std::string_view graph_base, graph_kind k, micros fro
 // True when `url` has the same scheme, host and port as `base` (the bearer token's audience).
 bool same_origin(std::string_view url, std::string_view base);
 
-// Percent-encoding for a query-string value (RFC 3986 unreserved characters kept).
-std::string url_encode(std::string_view v);
-
 // Per-stream checkpoint: where the next window starts, and the ids of matched events already
 // committed (so an overlap window or a revised event never alerts twice and costs no commit).
 struct graph_cursor {

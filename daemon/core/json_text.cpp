@@ -33,6 +33,33 @@ bool is_guid(std::string_view s) noexcept {
     return true;
 }
 
+std::string url_encode(std::string_view v) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : v) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::string form_encode(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == ' ')
+            out += '+';
+        else
+            out += url_encode(std::string_view(&c, 1));
+    }
+    return out;
+}
+
 namespace {
 
 // Decodes one UTF-8 sequence at s[i]; returns its length, or 0 when invalid.

@@ -14,6 +14,11 @@ bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
 // 8-4-4-4-12 hex digits, either case.
 bool is_guid(std::string_view s) noexcept;
 
+// Percent-encoding of a URL query value (RFC 3986 unreserved characters kept, space -> %20).
+std::string url_encode(std::string_view v);
+// application/x-www-form-urlencoded encoding of one value (as url_encode, but space -> '+').
+std::string form_encode(std::string_view v);
+
 // One printable line: control characters (C0, DEL, C1), line/paragraph separators and bidi
 // overrides become '?', invalid UTF-8 becomes '?', and the result is cut at a UTF-8 boundary
 // to at most `max_bytes` bytes, ending in "..." when cut.

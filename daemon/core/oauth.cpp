@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+#include "core/json_text.hpp"
 
 namespace glasswatch::core {
 
@@ -149,24 +150,6 @@ token_answer classify_token_response(int status, std::string_view body) {
         a.failure = token_failure::other;
     if (a.description.empty()) a.description = "HTTP " + std::to_string(status);
     return a;
-}
-
-std::string form_encode(std::string_view v) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : v) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else if (c == ' ') {
-            out += '+';
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 std::string token_request_with_secret(std::string_view client_id, std::string_view scope,

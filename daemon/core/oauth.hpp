@@ -49,9 +49,6 @@ struct token_answer {
 // Classifies a token endpoint HTTP response (status + JSON body).
 token_answer classify_token_response(int http_status, std::string_view body);
 
-// application/x-www-form-urlencoded encoding of one value.
-std::string form_encode(std::string_view v);
-
 // Form body for the client-secret flow.
 std::string token_request_with_secret(std::string_view client_id, std::string_view scope,
                                       std::string_view secret);

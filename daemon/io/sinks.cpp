@@ -9,6 +9,7 @@
 
 #include "core/backoff.hpp"
 #include "core/graph_query.hpp"
+#include "core/json_text.hpp"
 #include "core/sink_payloads.hpp"
 #include "io/delivery.hpp"
 #include "io/https_client.hpp"
