@@ -881,7 +881,7 @@ constexpr auto pagerduty_sink_keys =
     std::to_array<std::string_view>({"url", "routing_key", "routing_key_file", "source"});
 constexpr auto twilio_sink_keys = std::to_array<std::string_view>(
     {"api_base", "account_sid", "api_key_sid", "auth_token", "auth_token_file", "from",
-     "messaging_service_sid", "to", "delivery_timeout"});
+     "messaging_service_sid", "to", "delivery_timeout", "burst_window"});
 constexpr auto webhook_sink_keys = std::to_array<std::string_view>(
     {"url", "signing_secret", "signing_secret_file", "headers", "slack_format"});
 
@@ -971,6 +971,7 @@ void parse_twilio(table_reader& r, sink_config& s) {
         r.error_missing("to", "required: an array of E.164 recipients");
     }
     r.get_seconds("delivery_timeout", s.delivery_timeout, seconds{1});
+    r.get_seconds("burst_window", s.burst_window);
 }
 
 void parse_webhook(table_reader& r, sink_config& s) {

@@ -120,6 +120,9 @@ struct sink_config {
     std::string messaging_service_sid;  // MG...
     std::vector<std::string> to;        // E.164 recipients
     seconds delivery_timeout{120};      // escalate if not "delivered" within this
+    // After an SMS goes out, further alerts within this window are held and sent as one SMS
+    // with a count when it closes. The first alert of a burst is never delayed. 0 = off.
+    seconds burst_window{60};
 
     // webhook
     // (url above is shared: for a webhook sink it is required and has no default)

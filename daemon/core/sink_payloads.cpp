@@ -171,6 +171,41 @@ std::optional<std::string> twilio_find_sent(std::string_view list_body, std::str
     return std::nullopt;
 }
 
+sms_burst_gate::plan sms_burst_gate::next(clock::time_point now, std::size_t due) {
+    plan p;
+    if (window_.count() <= 0) {
+        if (due > 0) p.what = plan::kind::single;
+        return p;
+    }
+    if (open_ && now < window_end_) {
+        if (due > 0) {
+            p.what = plan::kind::wait;
+            p.wake = window_end_;
+        }
+        return p;
+    }
+    if (due == 0) {
+        open_ = false;  // the window closed empty: the burst is over
+        return p;
+    }
+    p.what = open_ ? plan::kind::group : plan::kind::single;
+    return p;
+}
+
+void sms_burst_gate::accepted(clock::time_point now) {
+    if (window_.count() <= 0) return;
+    open_ = true;
+    window_end_ = now + window_;
+}
+
+std::string sms_burst_text(std::string_view latest_sms, std::size_t count) {
+    std::string_view rest = latest_sms;
+    if (rest.substr(0, 3) == "GW ") rest.remove_prefix(3);
+    return to_gsm7(
+        "GW x" + std::to_string(count) + " alerts since last SMS, latest: " + std::string(rest),
+        160);
+}
+
 std::string webhook_body(const alert& a) {
     json data = json::parse(a.detail_json, nullptr, false);
     if (data.is_discarded()) data = json::object();

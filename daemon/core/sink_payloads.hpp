@@ -53,6 +53,37 @@ std::optional<twilio_status> parse_twilio_message(std::string_view body);
 std::optional<std::string> twilio_find_sent(std::string_view list_body, std::string_view text,
                                             micros since);
 
+// ---- SMS burst grouping --------------------------------------------------------------------
+// A burst of alerts (Teams retrying a sign-in every few seconds) must not become fifty texts,
+// yet the first alert of a burst must never wait. The gate decides, for one SMS sink:
+//   no SMS within the last window      -> send the oldest due alert alone, at once;
+//   inside the window after an SMS     -> hold everything due until the window closes;
+//   window closed with alerts held     -> send them all as ONE SMS with a count, and open a
+//                                         new window (a burst that goes on yields one SMS per
+//                                         window);
+//   window closed with nothing held    -> the burst is over; the next alert goes at once.
+// A window opens only when an SMS was accepted: while the sink fails, nothing is held back.
+class sms_burst_gate {
+public:
+    using clock = std::chrono::steady_clock;
+    explicit sms_burst_gate(std::chrono::milliseconds window) : window_(window) {}
+
+    struct plan {
+        enum class kind { nothing, single, group, wait } what = kind::nothing;
+        clock::time_point wake{};  // for wait: when the window closes
+    };
+    plan next(clock::time_point now, std::size_t due);
+    void accepted(clock::time_point now);  // an SMS (single or group) was accepted
+
+private:
+    std::chrono::milliseconds window_;
+    clock::time_point window_end_{};
+    bool open_ = false;
+};
+// The text of a grouped SMS: the count first (it is what the reader needs), then the latest
+// alert's own text; <= 160 GSM-7 characters.
+std::string sms_burst_text(std::string_view latest_sms, std::size_t count);
+
 // ---- Webhooks ---------------------------------------------------------------------------------
 // Body: {"type":"glasswatch.alert.<rule>","timestamp":...,"data":<alert JSON>}.
 std::string webhook_body(const alert& a);

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "core/routing.hpp"
+#include "core/sink_payloads.hpp"
 #include "io/file_sink.hpp"
 
 namespace glasswatch::io {
@@ -45,6 +46,10 @@ private:
 };
 
 }  // namespace
+
+asio::awaitable<sink_outcome> sink::deliver_group(const std::vector<outbox_row>& rows) {
+    co_return co_await deliver(rows.front());
+}
 
 asio::awaitable<sink_outcome> sink::check(const outbox_row&) {
     sink_outcome o;
@@ -101,62 +106,51 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
         asio::steady_timer* t;
         ~unregister() { rt.remove_sleeper(t); }
     } guard{rt_, &sleeper};
+    core::sms_burst_gate gate(s.burst_window());
+    const bool grouping = s.burst_window().count() > 0;
+    // A grouped SMS counts every alert held in its window, so it reads them all at once.
+    const int batch = grouping ? 1000 : 16;
 
     while (!stopping_) {
         const core::micros now = wall_now();
-        auto fetch_due = [name, now](store& db) { return db.due(name, now, 16); };
+        auto fetch_due = [name, now, batch](store& db) { return db.due(name, now, batch); };
         auto rows = co_await rt_.on_store(std::move(fetch_due));
-        for (const auto& row : rows) {
-            if (stopping_) break;
-            auto t0 = std::chrono::steady_clock::now();
-            sink_outcome o = co_await s.deliver(row);
-            auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - t0);
-            const core::micros at = wall_now();
-            auto& st = stats_[name];
-            switch (o.what) {
-                case sink_outcome::kind::accepted:
-                case sink_outcome::kind::confirmed: {
-                    bool confirmed = o.what == sink_outcome::kind::confirmed;
-                    auto record_accept = [row, at, o, confirmed](store& db) {
-                        db.mark_accepted(row.alert_id, row.sink, at, o.sink_ref, confirmed);
-                    };
-                    co_await rt_.on_store(std::move(record_accept));
-                    ++st.delivered;
-                    spdlog::info("sink {}: delivered {} ({}, {} ms, attempt {})", name,
-                                 row.alert_id, row.a.rule, took.count(), row.attempts + 1);
-                    break;
-                }
-                case sink_outcome::kind::transient: {
-                    auto delay =
-                        core::backoff_delay(policy_, row.attempts + 1, rt_.jitter(), o.retry_after);
-                    core::micros next =
-                        at + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
-                    auto record_retry = [row, next, o](store& db) {
-                        db.mark_retry(row.alert_id, row.sink, next, o.error, o.sink_ref);
-                    };
-                    co_await rt_.on_store(std::move(record_retry));
-                    ++st.retries;
-                    // First failure at warn, then every 10th: a dead sink must not flood the
-                    // journal.
-                    if (row.attempts % 10 == 0)
-                        spdlog::warn(
-                            "sink {}: delivery of {} failed (attempt {}): {}; retrying in {}", name,
-                            row.alert_id, row.attempts + 1, o.error,
-                            core::format_duration(delay.count()));
-                    break;
-                }
-                case sink_outcome::kind::permanent: {
-                    auto record_failure = [row, at, o](store& db) {
-                        db.mark_failed(row.alert_id, row.sink, at, o.error);
-                    };
-                    co_await rt_.on_store(std::move(record_failure));
-                    ++st.permanent_failures;
-                    spdlog::error("sink {}: permanent failure delivering {}: {}", name,
-                                  row.alert_id, o.error);
-                    co_await raise_sink_broken(s, row, o.error);
-                    break;
-                }
+        auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        bool more = !grouping && rows.size() == static_cast<std::size_t>(batch);
+        if (grouping) {
+            auto plan = gate.next(std::chrono::steady_clock::now(), rows.size());
+            using kind = core::sms_burst_gate::plan::kind;
+            if (plan.what == kind::single || plan.what == kind::group) {
+                std::vector<outbox_row> send;
+                if (plan.what == kind::single)
+                    send.push_back(rows.front());
+                else
+                    send = rows;
+                auto t0 = std::chrono::steady_clock::now();
+                sink_outcome o;
+                if (send.size() == 1)
+                    o = co_await s.deliver(send.front());
+                else
+                    o = co_await s.deliver_group(send);
+                auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0);
+                co_await record_outcome(s, send, o, took);
+                if (o.what == sink_outcome::kind::accepted ||
+                    o.what == sink_outcome::kind::confirmed)
+                    gate.accepted(std::chrono::steady_clock::now());
+                more = true;  // the rest of the burst: held (wait) or due again
+            } else if (plan.what == kind::wait) {
+                wake = std::min(wake, plan.wake);
+            }
+        } else {
+            for (const auto& row : rows) {
+                if (stopping_) break;
+                auto t0 = std::chrono::steady_clock::now();
+                sink_outcome o = co_await s.deliver(row);
+                auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0);
+                std::vector<outbox_row> one{row};
+                co_await record_outcome(s, one, o, took);
             }
         }
         if (stopping_) break;
@@ -164,11 +158,79 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
         if (!s.config().escalate_to.empty() && s.config().escalate_after.count() > 0)
             co_await escalate_from(s);
         if (stopping_) break;
-        if (rows.size() == 16) continue;  // more may be due
+        if (more) continue;  // more may be due
         // Sleep until a commit wakes us, or poll again in a second for retries coming due.
-        sleeper.expires_after(std::chrono::seconds(1));
+        sleeper.expires_at(wake);
         boost::system::error_code ec;
         co_await sleeper.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector<outbox_row>& rows,
+                                                      const sink_outcome& o,
+                                                      std::chrono::milliseconds took) {
+    const std::string name = s.config().name;
+    const core::micros at = wall_now();
+    auto& st = stats_[name];
+    const outbox_row& lead = rows.front();
+    int attempts = 0;
+    for (const auto& r : rows)
+        attempts = std::max(attempts, r.attempts);
+    switch (o.what) {
+        case sink_outcome::kind::accepted:
+        case sink_outcome::kind::confirmed: {
+            bool confirmed = o.what == sink_outcome::kind::confirmed;
+            auto record_accept = [rows, at, o, confirmed](store& db) {
+                for (const auto& row : rows)
+                    db.mark_accepted(row.alert_id, row.sink, at, o.sink_ref, confirmed);
+            };
+            co_await rt_.on_store(std::move(record_accept));
+            st.delivered += rows.size();
+            if (rows.size() > 1) {
+                ++st.grouped_messages;
+                st.grouped_alerts += rows.size();
+                spdlog::info(
+                    "sink {}: delivered {} alerts as one message (burst; latest {}, {} ms)", name,
+                    rows.size(), rows.back().alert_id, took.count());
+            } else {
+                spdlog::info("sink {}: delivered {} ({}, {} ms, attempt {})", name, lead.alert_id,
+                             lead.a.rule, took.count(), lead.attempts + 1);
+            }
+            break;
+        }
+        case sink_outcome::kind::transient: {
+            auto delay = core::backoff_delay(policy_, attempts + 1, rt_.jitter(), o.retry_after);
+            core::micros next =
+                at + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
+            auto record_retry = [rows, next, o](store& db) {
+                for (const auto& row : rows)
+                    db.mark_retry(row.alert_id, row.sink, next, o.error, o.sink_ref);
+            };
+            co_await rt_.on_store(std::move(record_retry));
+            st.retries += rows.size();
+            // First failure at warn, then every 10th: a dead sink must not flood the journal.
+            if (attempts % 10 == 0)
+                spdlog::warn("sink {}: delivery of {}{} failed (attempt {}): {}; retrying in {}",
+                             name, lead.alert_id,
+                             rows.size() > 1 ? " and " + std::to_string(rows.size() - 1) + " more"
+                                             : std::string(),
+                             attempts + 1, o.error, core::format_duration(delay.count()));
+            break;
+        }
+        case sink_outcome::kind::permanent: {
+            auto record_failure = [rows, at, o](store& db) {
+                for (const auto& row : rows)
+                    db.mark_failed(row.alert_id, row.sink, at, o.error);
+            };
+            co_await rt_.on_store(std::move(record_failure));
+            st.permanent_failures += rows.size();
+            spdlog::error("sink {}: permanent failure delivering {}{}: {}", name, lead.alert_id,
+                          rows.size() > 1 ? " and " + std::to_string(rows.size() - 1) + " more"
+                                          : std::string(),
+                          o.error);
+            co_await raise_sink_broken(s, lead, o.error);
+            break;
+        }
     }
 }
 
@@ -177,12 +239,22 @@ asio::awaitable<void> delivery_engine::confirm_accepted(sink& s) {
     auto fetch_accepted = [name](store& db) { return db.awaiting_confirmation(name, 32); };
     auto rows = co_await rt_.on_store(std::move(fetch_accepted));
     const auto now_steady = std::chrono::steady_clock::now();
+    // The alerts of a grouped SMS share one message: ask about it once per pass.
+    std::map<std::string, sink_outcome> answered;
     for (const auto& row : rows) {
         if (stopping_) co_return;
         auto& last = last_check_[row.alert_id + "|" + name];
-        if (now_steady - last < std::chrono::seconds(2)) continue;  // poll each row every 2 s
+        auto known = answered.find(row.sink_ref);
+        if (known == answered.end() && now_steady - last < std::chrono::seconds(2))
+            continue;  // poll each message every 2 s
         last = now_steady;
-        sink_outcome o = co_await s.check(row);
+        sink_outcome o;
+        if (known != answered.end())
+            o = known->second;
+        else {
+            o = co_await s.check(row);
+            answered[row.sink_ref] = o;
+        }
         const core::micros at = wall_now();
         if (o.what == sink_outcome::kind::confirmed) {
             auto record = [row, at](store& db) { db.mark_confirmed(row.alert_id, row.sink, at); };

@@ -41,6 +41,10 @@ public:
     // rows through check(): confirmed, still accepted, or permanent (undelivered).
     virtual bool confirms_later() const noexcept { return false; }
     virtual asio::awaitable<sink_outcome> check(const outbox_row& row);
+    // Sinks that group alert bursts (SMS, see core::sms_burst_gate) return their window here
+    // and send several rows as one message through deliver_group(); zero = no grouping.
+    virtual std::chrono::milliseconds burst_window() const noexcept { return {}; }
+    virtual asio::awaitable<sink_outcome> deliver_group(const std::vector<outbox_row>& rows);
 };
 
 // The HTTP sinks (PagerDuty, Twilio, webhook), in io/sinks.cpp.
@@ -54,12 +58,21 @@ std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
 struct delivery_stats {
     std::uint64_t delivered = 0, confirmed = 0, retries = 0, permanent_failures = 0,
                   escalations = 0;
+    std::uint64_t grouped_messages = 0, grouped_alerts = 0;  // burst SMS and the alerts in them
 };
+
+// Delivery retries back off to at most 30 s (Retry-After still wins): a sink that recovers gets
+// its backlog within half a minute, and a dead one costs one request per alert per 30 s.
+inline core::backoff_policy delivery_backoff() {
+    core::backoff_policy p;
+    p.max = std::chrono::seconds(30);
+    return p;
+}
 
 class delivery_engine {
 public:
     delivery_engine(runtime& rt, std::vector<std::unique_ptr<sink>> sinks, core::alert_context ctx,
-                    core::backoff_policy policy = {});
+                    core::backoff_policy policy = delivery_backoff());
 
     // Runs all workers until stop(); in-flight sends finish (bounded by each sink's timeouts).
     asio::awaitable<void> run();
@@ -72,6 +85,9 @@ public:
 
 private:
     asio::awaitable<void> worker(sink& s);
+    // Records the sink's answer for rows sent as one message (one row unless grouped).
+    asio::awaitable<void> record_outcome(sink& s, const std::vector<outbox_row>& rows,
+                                         const sink_outcome& o, std::chrono::milliseconds took);
     asio::awaitable<void> confirm_accepted(sink& s);
     asio::awaitable<void> escalate_from(sink& s);
     asio::awaitable<void> raise_sink_broken(const sink& broken, const outbox_row& row,

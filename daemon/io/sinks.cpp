@@ -134,6 +134,9 @@ private:
 struct sms_progress {
     std::map<std::string, std::string> sent;
     std::map<std::string, core::micros> unsure;
+    // The text being sent. Kept so a retry of a grouped SMS sends (and looks for) the same text
+    // even when more alerts joined the group meanwhile.
+    std::string text;
     static sms_progress parse(const std::string& s) {
         sms_progress p;
         auto j = nlohmann::json::parse(s, nullptr, false);
@@ -144,10 +147,13 @@ struct sms_progress {
         if (j.contains("unsure") && j["unsure"].is_object())
             for (auto& [k, v] : j["unsure"].items())
                 if (v.is_number_integer()) p.unsure[k] = v.get<core::micros>();
+        if (j.contains("text") && j["text"].is_string()) p.text = j["text"].get<std::string>();
         return p;
     }
     std::string dump() const {
         nlohmann::json j = {{"sent", sent}, {"unsure", unsure}};
+        // The text only matters once some recipient may have it.
+        if (!text.empty() && (!sent.empty() || !unsure.empty())) j["text"] = text;
         return j.dump();
     }
 };
@@ -169,8 +175,35 @@ public:
     const core::sink_config& config() const noexcept override { return cfg_; }
     bool confirms_later() const noexcept override { return true; }
 
+    std::chrono::milliseconds burst_window() const noexcept override {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.burst_window);
+    }
+
     asio::awaitable<sink_outcome> deliver(const outbox_row& row) override {
         sms_progress p = sms_progress::parse(row.sink_ref);
+        if (p.text.empty()) p.text = row.a.sms;
+        co_return co_await send_to_all(std::move(p), row.alert_id);
+    }
+
+    // One SMS for a burst: the count and the latest alert. A row that already carries progress
+    // (a grouped send that failed half-way) leads, so its recipients are not texted twice.
+    asio::awaitable<sink_outcome> deliver_group(const std::vector<outbox_row>& rows) override {
+        const outbox_row* lead = &rows.front();
+        sms_progress p;
+        for (const auto& r : rows) {
+            sms_progress rp = sms_progress::parse(r.sink_ref);
+            if (!rp.sent.empty() || !rp.unsure.empty()) {
+                lead = &r;
+                p = std::move(rp);
+                break;
+            }
+        }
+        if (p.text.empty()) p.text = core::sms_burst_text(rows.back().a.sms, rows.size());
+        co_return co_await send_to_all(std::move(p), lead->alert_id);
+    }
+
+private:
+    asio::awaitable<sink_outcome> send_to_all(sms_progress p, std::string alert_id) {
         for (const auto& to : cfg_.to) {
             if (p.sent.count(to)) continue;
             // Per-number pacing: long codes deliver about one message per second.
@@ -178,7 +211,7 @@ public:
             if (auto it = p.unsure.find(to); it != p.unsure.end()) {
                 // The last attempt timed out after the request went out: Twilio may have created
                 // the message. Look before sending again (Twilio has no idempotency key).
-                auto found = co_await find_sent(to, row.a.sms, it->second);
+                auto found = co_await find_sent(to, p.text, it->second);
                 if (!found.ok) co_return unsure_outcome(p, found.error);
                 p.unsure.erase(to);
                 if (!found.sid.empty()) {
@@ -186,7 +219,7 @@ public:
                     spdlog::info(
                         "sink {}: SMS for {} to a recipient was already created ({}); not "
                         "resending",
-                        cfg_.name, row.alert_id, found.sid);
+                        cfg_.name, alert_id, found.sid);
                     p.sent[to] = found.sid;
                     continue;
                 }
@@ -196,8 +229,7 @@ public:
             req.url = messages_url_ + ".json";
             req.headers.push_back({"Authorization", auth_});
             req.headers.push_back({"Content-Type", "application/x-www-form-urlencoded"});
-            req.body =
-                core::twilio_message_form(to, cfg_.from, cfg_.messaging_service_sid, row.a.sms);
+            req.body = core::twilio_message_form(to, cfg_.from, cfg_.messaging_service_sid, p.text);
             const core::micros attempt_at = wall_now();
             http_result r = co_await http_.request(std::move(req));
             if (!r.ok()) {
@@ -223,6 +255,7 @@ public:
         co_return o;
     }
 
+public:
     // Delivery confirmation: every recipient's message must reach delivered (or read).
     asio::awaitable<sink_outcome> check(const outbox_row& row) override {
         sms_progress p = sms_progress::parse(row.sink_ref);

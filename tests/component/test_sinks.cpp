@@ -69,6 +69,7 @@ struct sink_fixture {
             s.auth_token.env = "GW_TEST_TWILIO_TOKEN";
             s.from = "+15005550006";
             s.to = {"+14155550100", "+14155550101"};
+            s.burst_window = 0s;  // grouping has its own test
         } else {
             s.url = base + "/hooks/soc";
             s.signing_secret.env = "GW_TEST_WEBHOOK_SECRET";
@@ -118,6 +119,11 @@ struct sink_fixture {
             return receivers.handle(r, io::wall_now());
         });
         bool held = false;
+        server.set_tls_fault(tls_fault);
+        asio::steady_timer tls_recovery(threads.main(), tls_fault_for);
+        tls_recovery.async_wait([&](const boost::system::error_code&) {
+            server.set_tls_fault(test::https_server::tls_fault::none);
+        });
         asio::co_spawn(threads.main(), engine.run(), [](std::exception_ptr) {});
         auto watch = [&]() -> asio::awaitable<void> {
             asio::steady_timer t(threads.main());
@@ -146,6 +152,9 @@ struct sink_fixture {
         p.max = 200ms;
         return p;
     }
+    // A TLS fault on the receivers' port for the first tls_fault_for of a run.
+    test::https_server::tls_fault tls_fault = test::https_server::tls_fault::none;
+    std::chrono::milliseconds tls_fault_for{0};
     // The receivers' server listens on a port chosen before the sinks are configured.
     std::uint16_t port_ = pick_port();
     static std::uint16_t pick_port() {
@@ -346,5 +355,69 @@ TEST_CASE("hostile strings are escaped and truncated in every sink's payload", "
         std::string body = m["body"];
         CHECK(body.size() <= 160);
         CHECK(body.find_first_of("\n\r\x07\x1b{}") == std::string::npos);
+    }
+}
+
+TEST_CASE("Twilio: a burst becomes one SMS now plus one grouped SMS with the count",
+          "[sinks][twilio]") {
+    sink_fixture fx;
+    auto& sms = fx.add(core::sink_kind::twilio, "sms", fx.port_);
+    sms.to = {"+14155550100"};
+    sms.burst_window = 2s;
+    std::string err;
+    auto db = io::store::open((fx.dir / "state").string(), err);
+    auto findings = fx.alerts(6);
+    CHECK(fx.run(
+        *db, findings,
+        [](io::store& s) {
+            return s.outbox_depth() == 0 &&
+                   s.count_in_state("sms", io::delivery_state::accepted) == 0;
+        },
+        20s));
+    auto texts = fx.receivers.recorded()["twilio"];
+    REQUIRE(texts.size() == 2);
+    // The first alert of the burst went alone, with its own text: it was not held back.
+    CHECK(texts[0]["body"] == findings[0].a.sms);
+    // The other five waited for the window to close and went as one SMS with the count.
+    const std::string grouped = texts[1]["body"];
+    CHECK(grouped.rfind("GW x5 alerts since last SMS, latest: ", 0) == 0);
+    CHECK(grouped.size() <= 160);
+    CHECK(texts[1]["created_us"].get<std::int64_t>() - texts[0]["created_us"].get<std::int64_t>() >=
+          2000000);
+    // Every alert is accounted for: all six rows confirmed by the status polling.
+    for (const auto& f : findings)
+        for (const auto& r : db->deliveries_of(f.a.id))
+            CHECK(r.state == io::delivery_state::confirmed);
+}
+
+TEST_CASE("bad TLS at the receivers is retried until it is fixed - nothing is lost", "[sinks]") {
+    using tls_fault = test::https_server::tls_fault;
+    for (auto fault : {tls_fault::untrusted_certificate, tls_fault::not_tls}) {
+        sink_fixture fx;
+        fx.add(core::sink_kind::pagerduty, "pd", fx.port_);
+        fx.add(core::sink_kind::twilio, "sms", fx.port_);
+        fx.add(core::sink_kind::webhook, "hook", fx.port_);
+        fx.tls_fault = fault;
+        fx.tls_fault_for = 1500ms;
+        std::string err;
+        auto db = io::store::open((fx.dir / "state").string(), err);
+        auto findings = fx.alerts(2);
+        CHECK(fx.run(
+            *db, findings,
+            [](io::store& s) {
+                return s.outbox_depth() == 0 &&
+                       s.count_in_state("sms", io::delivery_state::accepted) == 0;
+            },
+            20s));
+        auto rec = fx.receivers.recorded();
+        CHECK(rec["pagerduty"].size() == 2);
+        CHECK(rec["webhook"].size() == 2);
+        CHECK(rec["twilio"].size() == 4);
+        for (const auto& f : findings)
+            for (const auto& r : db->deliveries_of(f.a.id)) {
+                INFO(r.sink << " " << r.last_error);
+                CHECK(r.state == io::delivery_state::confirmed);
+                CHECK(r.attempts >= 1);  // the handshake failures were retried, not dropped
+            }
     }
 }

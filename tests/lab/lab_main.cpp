@@ -1,12 +1,14 @@
 // glasswatch-lab: the simulated tenant as a program, for the demo and the e2e tests.
 //
 //   glasswatch-lab --dir DIR [--scenario demo|quiet] [--port N] [--control-port N]
-//                  [--token-ttl S] [--rate R] [--delay-s S] [--throttle N] [--seed N]
+//                  [--sink-port N] [--token-ttl S] [--rate R] [--delay-s S] [--throttle N]
+//                  [--seed N]
 //
-// Serves the token endpoint, Graph (and the alert-sink receivers) over HTTPS on --port and the
-// /lab/ control API over plain HTTP on --control-port, both on loopback. Writes what a client
-// needs into DIR (CA, client secret, client certificate + key) and DIR/lab.json last, atomically,
-// so a reader that sees lab.json can rely on everything else being there.
+// Serves the token endpoint and Graph over HTTPS on --port, the alert-sink receivers over HTTPS
+// on --sink-port and the /lab/ control API over plain HTTP on --control-port, all on loopback.
+// Writes what a client needs into DIR (CA, client secret, client certificate + key) and
+// DIR/lab.json last, atomically, so a reader that sees lab.json can rely on everything else being
+// there.
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -48,7 +50,7 @@ using nlohmann::json;
 struct args {
     std::string dir;
     std::string scenario = "quiet";
-    int port = 0, control_port = 0;
+    int port = 0, control_port = 0, sink_port = 0;
     int token_ttl_s = 3599;
     double rate = 2.0;
     double delay_s = -1;  // < 0: keep the lab's default range
@@ -60,6 +62,7 @@ struct args {
     std::cerr
         << "glasswatch-lab: " << why << "\n"
         << "usage: glasswatch-lab --dir DIR [--scenario demo|quiet] [--port N] [--control-port N]\n"
+           "                      [--sink-port N]\n"
         << "                      [--token-ttl S] [--rate R] [--delay-s S] [--throttle N] [--seed "
            "N]\n";
     std::exit(2);
@@ -87,6 +90,8 @@ args parse_args(int argc, char** argv) {
                 a.port = whole(std::stoi(v, &used));
             else if (k == "--control-port")
                 a.control_port = whole(std::stoi(v, &used));
+            else if (k == "--sink-port")
+                a.sink_port = whole(std::stoi(v, &used));
             else if (k == "--token-ttl")
                 a.token_ttl_s = whole(std::stoi(v, &used));
             else if (k == "--rate")
@@ -105,7 +110,8 @@ args parse_args(int argc, char** argv) {
     }
     if (a.dir.empty()) usage("--dir is required");
     if (a.scenario != "demo" && a.scenario != "quiet") usage("--scenario must be demo or quiet");
-    if (a.port < 0 || a.port > 65535 || a.control_port < 0 || a.control_port > 65535)
+    if (a.port < 0 || a.port > 65535 || a.control_port < 0 || a.control_port > 65535 ||
+        a.sink_port < 0 || a.sink_port > 65535)
         usage("bad port");
     if (a.token_ttl_s < 1 || a.rate < 0 || a.throttle < 0) usage("values must not be negative");
     return a;
@@ -254,8 +260,17 @@ int main(int argc, char** argv) {
         https_server graph_server(ctx, tls, [&](const server_request& req) {
             const std::string path = path_only(req);
             if (is_control_path(path)) return not_found("the control API is on the control port");
-            if (sink_receivers::owns(path)) return sinks.handle(req, wall_us());
             return lab.handle(req, wall_us());
+        });
+        // The alert receivers have a port of their own, so a TLS fault on them ("bad TLS")
+        // leaves the tenant side working, as when only the paging path is broken.
+        https_server::options sink_tls = tls;
+        sink_tls.port = static_cast<std::uint16_t>(a.sink_port);
+        https_server sink_server(ctx, sink_tls, [&](const server_request& req) {
+            const std::string path = path_only(req);
+            if (is_control_path(path) || !sink_receivers::owns(path))
+                return not_found("only the alert receivers are served here");
+            return sinks.handle(req, wall_us());
         });
         https_server::options plain;
         plain.tls = false;
@@ -263,12 +278,17 @@ int main(int argc, char** argv) {
         https_server control_server(ctx, plain, [&](const server_request& req) {
             const std::string path = path_only(req);
             if (!is_control_path(path)) return not_found("only /lab/ is served here");
-            if (sink_receivers::owns(path)) return sinks.handle(req, wall_us());
+            if (sink_receivers::owns(path)) {
+                auto res = sinks.handle(req, wall_us());
+                sink_server.set_tls_fault(sinks.tls_fault());
+                return res;
+            }
             return lab.handle(req, wall_us());
         });
 
         const std::string graph_url = "https://127.0.0.1:" + std::to_string(graph_server.port());
         const std::string control_url = "http://127.0.0.1:" + std::to_string(control_server.port());
+        const std::string sink_url = "https://127.0.0.1:" + std::to_string(sink_server.port());
         write_file(dir / "ca.pem", pki.ca_cert_pem, 0644);
         write_file(dir / "client-secret", secret + "\n", 0600);
         write_file(dir / "client-cert.pem", cc.cert_pem, 0644);
@@ -291,12 +311,12 @@ int main(int argc, char** argv) {
                      {"admin", std::string(glasswatch::lab::ids::admin)},
                      {"scenario", a.scenario},
                      {"sinks",
-                      {{"pagerduty_url", graph_url + "/v2/enqueue"},
+                      {{"pagerduty_url", sink_url + "/v2/enqueue"},
                        {"pagerduty_routing_key", so.pagerduty_routing_key},
-                       {"twilio_url", graph_url},
+                       {"twilio_url", sink_url},
                        {"twilio_account_sid", so.twilio_account_sid},
                        {"twilio_auth_token", so.twilio_auth_token},
-                       {"webhook_url", graph_url + "/hooks/glasswatch"},
+                       {"webhook_url", sink_url + "/hooks/glasswatch"},
                        {"webhook_secret", so.webhook_secret}}},
                      {"pid", static_cast<long>(::getpid())}};
         // lab.json last and atomically: its presence means the lab is ready.
@@ -309,6 +329,7 @@ int main(int argc, char** argv) {
             std::cerr << "glasswatch-lab: signal " << sig << ", stopping" << std::endl;
             ticker.cancel();
             graph_server.stop();
+            sink_server.stop();
             control_server.stop();
             ctx.stop();
         });

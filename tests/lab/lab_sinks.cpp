@@ -392,6 +392,21 @@ bool sink_receivers::set_faults(const json& f, std::string& error) {
             twilio_delivery_ = v.get<std::string>();
             continue;
         }
+        if (k == "tls") {
+            // Applies to the whole receivers port (TLS is negotiated before any path is known).
+            const std::string t = v.is_string() ? v.get<std::string>() : "";
+            if (t == "none")
+                tls_fault_ = test::https_server::tls_fault::none;
+            else if (t == "untrusted_certificate")
+                tls_fault_ = test::https_server::tls_fault::untrusted_certificate;
+            else if (t == "not_tls")
+                tls_fault_ = test::https_server::tls_fault::not_tls;
+            else {
+                error = "tls: expected \"none\", \"untrusted_certificate\" or \"not_tls\"";
+                return false;
+            }
+            continue;
+        }
         if (!target || !v.is_object()) {
             error = "unknown fault key " + k;
             return false;
@@ -408,6 +423,7 @@ bool sink_receivers::set_faults(const json& f, std::string& error) {
 
 void sink_receivers::reset() {
     pd_fault_ = tw_fault_ = wh_fault_ = fault{};
+    tls_fault_ = test::https_server::tls_fault::none;
     twilio_delivery_ = "delivered";
     pd_events_ = json::array();
     pd_incidents_.clear();

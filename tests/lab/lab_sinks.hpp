@@ -2,7 +2,8 @@
 // Standard Webhooks receiver (shared/reference/alert-sinks.md). They validate every request the
 // way the real service does (auth, fields, limits, signatures), record what they accepted, and
 // can be told to fail like the real ones do: a status (4xx/5xx, 429 + Retry-After), hang, reset,
-// accept-then-drop (the message is recorded but the answer never arrives).
+// accept-then-drop (the message is recorded but the answer never arrives), bad TLS (a
+// certificate the client does not trust, or no TLS at all).
 //
 // Pure request handler: time passed in, no sockets; lab_main serves it on the lab's TLS port.
 //   POST /v2/enqueue                                   PagerDuty
@@ -41,12 +42,14 @@ public:
 
     // Faults: {"pagerduty"|"twilio"|"webhook": {"status": 503, "count": 0 (0 = until cleared),
     //   "retry_after": "7" | "" , "transport": "hang"|"reset"|"accept_then_drop"},
-    //   "twilio_delivery": "delivered"|"undelivered"|"stuck"}
+    //   "twilio_delivery": "delivered"|"undelivered"|"stuck",
+    //   "tls": "none"|"untrusted_certificate"|"not_tls"}  (the server applies tls_fault())
     bool set_faults(const nlohmann::json& f, std::string& error);
     void reset();
     nlohmann::json recorded() const;
 
     const sink_receiver_options& options() const noexcept { return opts_; }
+    test::https_server::tls_fault tls_fault() const noexcept { return tls_fault_; }
 
 private:
     struct fault {
@@ -71,6 +74,7 @@ private:
     sink_receiver_options opts_;
     fault pd_fault_, tw_fault_, wh_fault_;
     std::string twilio_delivery_ = "delivered";
+    test::https_server::tls_fault tls_fault_ = test::https_server::tls_fault::none;
     nlohmann::json pd_events_ = nlohmann::json::array();
     std::map<std::string, int> pd_incidents_;  // dedup_key -> triggers
     std::vector<sms> sms_;

@@ -221,6 +221,8 @@ struct https_server::impl {
     options opts;
     request_handler handler;
     std::optional<ssl::context> tls;
+    std::optional<ssl::context> untrusted_tls;  // made on first use of the fault
+    std::atomic<int> tls_fault{0};
     std::optional<tcp::acceptor> acceptor;  // reset when the io_context shuts down first
     std::uint16_t port = 0;
     std::atomic<std::uint64_t> accepted{0};
@@ -251,7 +253,28 @@ asio::awaitable<void> https_server::impl::accept_loop(std::shared_ptr<impl> self
 
 asio::awaitable<void> https_server::impl::session(std::shared_ptr<impl> self, tcp::socket sock) {
     try {
-        if (self->tls) {
+        const auto fault = static_cast<https_server::tls_fault>(self->tls_fault.load());
+        if (self->tls && fault == https_server::tls_fault::not_tls) {
+            // Something that is not a TLS server answered on the port (a captive portal, a
+            // misrouted load balancer): plain text, then close.
+            static const std::string junk =
+                "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            beast::error_code ec;
+            asio::write(sock, asio::buffer(junk), ec);
+            sock.shutdown(tcp::socket::shutdown_both, ec);
+            co_return;
+        }
+        if (self->tls && fault == https_server::tls_fault::untrusted_certificate) {
+            if (!self->untrusted_tls) {
+                const auto other = test_pki::generate({"127.0.0.1", "localhost"}, "untrusted");
+                self->untrusted_tls.emplace(ssl::context::tls_server);
+                self->untrusted_tls->use_certificate_chain(asio::buffer(other.server_cert_pem));
+                self->untrusted_tls->use_private_key(asio::buffer(other.server_key_pem),
+                                                     ssl::context::pem);
+            }
+            tls_stream stream(std::move(sock), *self->untrusted_tls);
+            co_await serve(self, stream, stream.next_layer());
+        } else if (self->tls) {
             tls_stream stream(std::move(sock), *self->tls);
             co_await serve(self, stream, stream.next_layer());
         } else {
@@ -463,6 +486,10 @@ void https_server::stop() {
 
 std::uint64_t https_server::connections_accepted() const noexcept {
     return impl_->accepted;
+}
+
+void https_server::set_tls_fault(tls_fault f) {
+    impl_->tls_fault = static_cast<int>(f);
 }
 
 // ---------------------------------------------------------------------------------------------

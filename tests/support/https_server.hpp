@@ -70,6 +70,11 @@ public:
     void stop();
     std::uint64_t connections_accepted() const noexcept;
 
+    // TLS faults for new connections (a TLS server only): a certificate no client trusts (an
+    // interception proxy, a wrong deployment), or a peer that does not speak TLS at all.
+    enum class tls_fault { none, untrusted_certificate, not_tls };
+    void set_tls_fault(tls_fault f);
+
 private:
     struct impl;
     std::shared_ptr<impl> impl_;

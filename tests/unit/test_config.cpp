@@ -550,6 +550,7 @@ auth_token_file = "/run/credentials/glasswatch.service/twilio"
 from = "+15005550006"
 to = ["+15551230001", "+4915123456789"]
 delivery_timeout = "2m"
+burst_window = "30s"
 min_severity = "critical"
 )";
         const auto r = parse(good);
@@ -560,6 +561,7 @@ min_severity = "critical"
         CHECK(s.api_base == "https://api.twilio.com");
         CHECK(s.to.size() == 2);
         CHECK(s.delivery_timeout == seconds{120});
+        CHECK(s.burst_window == seconds{30});
         CHECK(s.min_severity == severity::critical);
 
         std::string bad = good;

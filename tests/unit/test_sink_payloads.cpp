@@ -123,3 +123,54 @@ TEST_CASE("Standard Webhooks signature matches the reference vector", "[sinks][w
     CHECK(classify_webhook(429, "").verdict == sink_verdict::transient);
     CHECK(classify_webhook(408, "").verdict == sink_verdict::transient);
 }
+
+TEST_CASE("SMS burst gate: first alert at once / burst held and grouped", "[sinks][twilio]") {
+    using namespace std::chrono_literals;
+    using kind = sms_burst_gate::plan::kind;
+    const auto t0 = sms_burst_gate::clock::time_point{} + 1000s;
+    sms_burst_gate gate(60s);
+
+    CHECK(gate.next(t0, 0).what == kind::nothing);
+    // A burst of five arrives at once: the oldest goes now, alone.
+    CHECK(gate.next(t0, 5).what == kind::single);
+    gate.accepted(t0);
+    // The other four (and later arrivals) wait for the window to close.
+    auto p = gate.next(t0 + 1s, 4);
+    CHECK(p.what == kind::wait);
+    CHECK(p.wake == t0 + 60s);
+    CHECK(gate.next(t0 + 59s, 9).what == kind::wait);
+    // Window closed with alerts held: one grouped SMS, which opens the next window.
+    CHECK(gate.next(t0 + 60s, 9).what == kind::group);
+    gate.accepted(t0 + 61s);
+    CHECK(gate.next(t0 + 100s, 2).what == kind::wait);
+    CHECK(gate.next(t0 + 121s, 2).what == kind::group);
+    gate.accepted(t0 + 121s);
+    // The burst ends: a window closes with nothing held ...
+    CHECK(gate.next(t0 + 181s, 0).what == kind::nothing);
+    // ... so the next alert is never delayed.
+    CHECK(gate.next(t0 + 300s, 1).what == kind::single);
+}
+
+TEST_CASE("SMS burst gate: a failing send holds nothing back and zero disables",
+          "[sinks][twilio]") {
+    using namespace std::chrono_literals;
+    using kind = sms_burst_gate::plan::kind;
+    const auto t0 = sms_burst_gate::clock::time_point{} + 1000s;
+    sms_burst_gate gate(60s);
+    CHECK(gate.next(t0, 3).what == kind::single);  // not accepted (sink down): no window opens
+    CHECK(gate.next(t0 + 1s, 3).what == kind::single);
+
+    sms_burst_gate off(0s);
+    off.accepted(t0);
+    CHECK(off.next(t0 + 1s, 4).what == kind::single);
+}
+
+TEST_CASE("SMS burst text: count first and one segment", "[sinks][twilio]") {
+    const std::string latest =
+        "GW CRIT break-glass bg-admin-1 sign-in success 203.0.113.7 (Berlin, DE) Microsoft Teams "
+        "14:02Z #a1b2c3";
+    const std::string t = sms_burst_text(latest, 17);
+    CHECK(t.rfind("GW x17 alerts since last SMS, latest: CRIT break-glass bg-admin-1", 0) == 0);
+    CHECK(t.size() <= 160);
+    CHECK(sms_burst_text("GW " + std::string(400, 'z'), 3).size() <= 160);
+}
