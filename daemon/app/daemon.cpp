@@ -14,10 +14,12 @@
 
 #include "app/commands.hpp"
 #include "core/pipeline.hpp"
+#include "io/admin_server.hpp"
 #include "io/delivery.hpp"
 #include "io/graph_poller.hpp"
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
+#include "io/monitor.hpp"
 #include "io/runtime.hpp"
 #include "io/store.hpp"
 #include "io/token_provider.hpp"
@@ -90,6 +92,29 @@ int run_daemon(const core::config& cfg) {
         graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
     }
 
+    // The tripwire, heartbeat, drills and the admin endpoints' view of the daemon.
+    io::monitor mon(rt, cfg, actx, ingest, delivery, pipeline);
+    if (graph) {
+        const bool whole = cfg.graph.full_stream;
+        io::graph_poller* g = graph.get();
+        io::token_provider* t = tokens.get();
+        mon.add_source({"graph",
+                        [g, whole] {
+                            const io::source_health& h = g->health();
+                            core::source_snapshot s;
+                            s.name = "graph";
+                            s.last_success = h.last_success;
+                            s.failing_since = h.failing_since;
+                            s.last_event_seen = h.last_event_seen;
+                            s.sees_whole_stream = whole;
+                            s.last_error = h.last_error;
+                            s.token = h.token;
+                            s.records = h.records;
+                            return s;
+                        },
+                        [t] { return t->expires_at(); }});
+    }
+
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
     // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
     // and go out after the restart (at-least-once). A clean stop ends with no coroutine left
@@ -100,7 +125,39 @@ int run_daemon(const core::config& cfg) {
         asio::steady_timer grace(main_ctx);
         asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
         asio::steady_timer watchdog(main_ctx);
-        int running = graph ? 2 : 1;  // delivery (+ graph poller)
+        std::unique_ptr<io::admin_server> admin;
+        if (!cfg.admin_listen.empty()) {
+            admin = io::admin_server::open(
+                main_ctx, cfg.admin_listen,
+                [&mon](const std::string& path) {
+                    io::admin_answer a;
+                    if (path == "/healthz") {
+                        a.status = mon.live() ? 200 : 503;
+                        a.body = mon.live() ? "ok\n" : "main loop not ticking\n";
+                    } else if (path == "/readyz") {
+                        auto r = mon.ready();
+                        a.status = r.ready ? 200 : 503;
+                        a.body = r.ready ? "ready\n" : "";
+                        for (const auto& why : r.reasons)
+                            a.body += why + "\n";
+                    } else if (path == "/metrics") {
+                        a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                        a.body = mon.metrics_text();
+                    } else {
+                        a.status = 404;
+                        a.body = "not found: /healthz /readyz /metrics\n";
+                    }
+                    return a;
+                },
+                err);
+            if (!admin) {
+                spdlog::critical("{}", err);
+                return exit_config;
+            }
+            spdlog::info("admin endpoints on http://{}/ (healthz, readyz, metrics)",
+                         cfg.admin_listen);
+        }
+        int running = (graph ? 2 : 1) + 1 + (admin ? 1 : 0);  // delivery, graph, monitor, admin
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
             if (--running == 0) {
@@ -116,6 +173,8 @@ int run_daemon(const core::config& cfg) {
             stopping = true;
             if (graph) graph->stop();
             delivery.stop();
+            mon.stop();
+            if (admin) admin->stop();
             grace.expires_after(std::chrono::seconds(10));
             grace.async_wait([&](const boost::system::error_code& gec) {
                 if (gec) return;
@@ -131,6 +190,10 @@ int run_daemon(const core::config& cfg) {
         if (graph)
             asio::co_spawn(main_ctx, graph->run(),
                            [&](std::exception_ptr e) { finished("graph poller", e); });
+        asio::co_spawn(main_ctx, mon.run(), [&](std::exception_ptr e) { finished("monitor", e); });
+        if (admin)
+            asio::co_spawn(main_ctx, admin->run(),
+                           [&](std::exception_ptr e) { finished("admin server", e); });
 
         // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
         // stops the pings and systemd restarts the service.

@@ -33,6 +33,16 @@ commands:
   evidence export [--config FILE] [--since ISO-8601] [--account ID]
                                the raw matched records with their alerts and delivery history,
                                one JSON object per line (for the post-mortem or an auditor)
+  drill start --account ID|UPN [--for 30m] [--note TEXT] [--config FILE]
+                               declare a break-glass drill: alerts for that account in the
+                               window are still sent, labelled DRILL (run it as the service
+                               user, or while the daemon runs)
+  drill report [--since ISO-8601] [--json] [--config FILE]
+                               per drill: when the sign-in happened, when glasswatch saw it,
+                               when each sink accepted and confirmed it (auditor evidence)
+  status [--config FILE]       summary of the running daemon from its admin endpoint
+                               (sources, sinks, outbox, alerts, firing tripwires); exit 1
+                               when not ready or not running
   version                      print the version
   help                         this text
 
@@ -75,6 +85,8 @@ int main(int argc, char** argv) {
     if (cmd == "run") return glasswatch::app::cmd_run(args);
     if (cmd == "test-alert") return glasswatch::app::cmd_test_alert(args);
     if (cmd == "evidence") return glasswatch::app::cmd_evidence(args);
+    if (cmd == "drill") return glasswatch::app::cmd_drill(args);
+    if (cmd == "status") return glasswatch::app::cmd_status(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }

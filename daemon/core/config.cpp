@@ -1192,6 +1192,7 @@ void parse_heartbeat(table_reader& root, config& c, parse_state& st) {
     read_url(r, "url", c.heartbeat.url, url_policy::http_or_https, true);
     r.get_seconds("interval", c.heartbeat.interval, seconds{1});
     r.get_seconds("timeout", c.heartbeat.timeout, seconds{1});
+    r.get_string("ca_file", c.heartbeat.ca_file);
     r.finish();
 }
 

@@ -145,6 +145,7 @@ struct heartbeat_config {
     std::string url;  // empty = disabled; "<url>/fail" is used while unhealthy
     seconds interval{60};
     seconds timeout{10};
+    std::string ca_file;  // optional CA bundle (PEM) instead of the system trust store
 };
 
 struct config {

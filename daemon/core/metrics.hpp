@@ -8,7 +8,8 @@
 namespace glasswatch::core {
 
 struct metric_sample {
-    std::vector<std::pair<std::string, std::string>> labels;
+    using labels_t = std::vector<std::pair<std::string, std::string>>;
+    labels_t labels;
     double value = 0;
 };
 

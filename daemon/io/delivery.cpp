@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
@@ -186,6 +187,8 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
             };
             co_await rt_.on_store(std::move(record_accept));
             st.delivered += rows.size();
+            st.last_ok = at;
+            st.failing_since = 0;
             if (rows.size() > 1) {
                 ++st.grouped_messages;
                 st.grouped_alerts += rows.size();
@@ -208,6 +211,8 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
             };
             co_await rt_.on_store(std::move(record_retry));
             st.retries += rows.size();
+            if (st.failing_since == 0) st.failing_since = at;
+            st.last_error = o.error;
             // First failure at warn, then every 10th: a dead sink must not flood the journal.
             if (attempts % 10 == 0)
                 spdlog::warn("sink {}: delivery of {}{} failed (attempt {}): {}; retrying in {}",
@@ -224,6 +229,8 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
             };
             co_await rt_.on_store(std::move(record_failure));
             st.permanent_failures += rows.size();
+            if (st.failing_since == 0) st.failing_since = at;
+            st.last_error = o.error;
             spdlog::error("sink {}: permanent failure delivering {}{}: {}", name, lead.alert_id,
                           rows.size() > 1 ? " and " + std::to_string(rows.size() - 1) + " more"
                                           : std::string(),
@@ -338,6 +345,49 @@ asio::awaitable<bool> delivery_engine::drain(std::chrono::milliseconds timeout) 
         boost::system::error_code ec;
         co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
+}
+
+std::vector<std::string> delivery_engine::sink_names() const {
+    std::vector<std::string> out;
+    for (const auto& s : sinks_)
+        out.push_back(s->config().name);
+    return out;
+}
+
+bool delivery_engine::any_sink_reachable() const {
+    // A local file pages nobody: when there are out-of-band sinks, only they count.
+    bool any_remote = false;
+    for (const auto& s : sinks_)
+        any_remote = any_remote || s->config().kind != core::sink_kind::file;
+    for (const auto& s : sinks_) {
+        if (any_remote && s->config().kind == core::sink_kind::file) continue;
+        auto it = stats_.find(s->config().name);
+        if (it == stats_.end() || it->second.failing_since == 0) return true;
+    }
+    return sinks_.empty();
+}
+
+asio::awaitable<bool> delivery_engine::send_direct(const core::alert& a,
+                                                   std::vector<std::string> names) {
+    bool any = false;
+    outbox_row row;
+    row.alert_id = a.id;
+    row.a = a;
+    row.created_at = wall_now();
+    for (auto& s : sinks_) {
+        if (std::find(names.begin(), names.end(), s->config().name) == names.end()) continue;
+        row.sink = s->config().name;
+        sink_outcome o = co_await s->deliver(row);
+        if (o.what == sink_outcome::kind::accepted || o.what == sink_outcome::kind::confirmed) {
+            any = true;
+            spdlog::info("sink {}: delivered {} directly (the store cannot queue it)",
+                         s->config().name, a.id);
+        } else {
+            spdlog::warn("sink {}: direct delivery of {} failed: {}", s->config().name, a.id,
+                         o.error);
+        }
+    }
+    co_return any;
 }
 
 }  // namespace glasswatch::io

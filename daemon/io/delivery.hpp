@@ -59,6 +59,9 @@ struct delivery_stats {
     std::uint64_t delivered = 0, confirmed = 0, retries = 0, permanent_failures = 0,
                   escalations = 0;
     std::uint64_t grouped_messages = 0, grouped_alerts = 0;  // burst SMS and the alerts in them
+    core::micros last_ok = 0;                                // last acknowledgement
+    core::micros failing_since = 0;  // first failure since the last acknowledgement; 0 = fine
+    std::string last_error;
 };
 
 // Delivery retries back off to at most 30 s (Retry-After still wins): a sink that recovers gets
@@ -82,6 +85,18 @@ public:
     asio::awaitable<bool> drain(std::chrono::milliseconds timeout);
 
     const delivery_stats& stats(const std::string& sink) { return stats_[sink]; }
+    delivery_stats stats_of(const std::string& sink) const {
+        auto it = stats_.find(sink);
+        return it == stats_.end() ? delivery_stats{} : it->second;
+    }
+    std::vector<std::string> sink_names() const;
+    // At least one sink acknowledged its last attempt (or has not been tried yet).
+    bool any_sink_reachable() const;
+
+    // Sends an alert straight to its sinks, bypassing the outbox: only for the one alert that
+    // cannot be queued because the store itself is failing. One attempt per sink; true when at
+    // least one sink accepted it.
+    asio::awaitable<bool> send_direct(const core::alert& a, std::vector<std::string> sinks);
 
 private:
     asio::awaitable<void> worker(sink& s);

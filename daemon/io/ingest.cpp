@@ -20,17 +20,37 @@ boost::asio::awaitable<commit_result> ingestor::commit(std::vector<core::finding
         routed.push_back({std::move(f), std::move(sinks)});
     }
     const core::micros now = wall_now();
+    // Kept for the callbacks below (the routed copy moves to the store thread).
+    std::map<std::string, core::alert> by_id;
+    for (const auto& rf : routed)
+        by_id.emplace(rf.f.a.id, rf.f.a);
     auto write = [routed = std::move(routed), checkpoints = std::move(checkpoints),
                   now](store& db) { return db.commit(routed, checkpoints, now); };
     commit_result r = co_await rt_.on_store(std::move(write));
     if (!r.ok) {
         ++failures_;
-        spdlog::error("store: commit failed, source positions stay where they were: {}", r.error);
+        // Logged on the first failure and every 100th: a full disk must not fill the journal.
+        if (failing_since_ == 0 || failures_ % 100 == 0)
+            spdlog::error("store: commit failed, source positions stay where they were: {}",
+                          r.error);
+        if (failing_since_ == 0) failing_since_ = now;
+        store_error_ = r.error;
         co_return r;
     }
+    if (failing_since_ != 0) {
+        spdlog::info("store: writable again after {}",
+                     core::format_duration((now - failing_since_) / 1000));
+        failing_since_ = 0;
+        store_error_.clear();
+    }
     alerts_ += r.new_alerts.size();
-    for (const auto& id : r.new_alerts)
+    for (const auto& id : r.new_alerts) {
         spdlog::info("alert {} queued", id);
+        if (auto it = by_id.find(id); it != by_id.end()) {
+            ++by_rule_[it->second.rule];
+            if (on_new_) on_new_(it->second);
+        }
+    }
     if (!r.new_alerts.empty()) rt_.notify_outbox();
     co_return r;
 }

@@ -2,8 +2,11 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -128,7 +131,26 @@ CREATE INDEX evidence_alert ON evidence(alert_id);
 CREATE TABLE checkpoints(source TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL);
 )SQL";
 
+constexpr const char* schema_v2 = R"SQL(
+CREATE TABLE drills(
+  drill_id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL,
+  account_label TEXT NOT NULL,
+  starts_at INTEGER NOT NULL,
+  ends_at INTEGER NOT NULL,
+  note TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE INDEX drills_account ON drills(account_id, starts_at);
+CREATE INDEX alerts_drill ON alerts(drill_id);
+)SQL";
+
 const std::string genesis_hash(64, '0');
+
+micros now_micros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 }  // namespace
 
@@ -237,6 +259,17 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         }
         version = 1;
     }
+    if (version == 1) {
+        const std::string now = std::to_string(now_micros());
+        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v2 +
+                          "INSERT OR IGNORE INTO meta(key,value) VALUES('created_at','" + now +
+                          "');UPDATE meta SET value='2' WHERE key='schema_version';COMMIT;";
+        if (!s->exec(sql.c_str())) {
+            s->exec("ROLLBACK");
+            return fail("cannot migrate schema to version 2: " + s->last_error_);
+        }
+        version = 2;
+    }
     return s;
 }
 
@@ -255,6 +288,12 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         exec("ROLLBACK");
         return r;
     };
+    // Test hook (fault tests): while this file exists the disk is "full".
+    if (const char* full = std::getenv("GLASSWATCH_TEST_STORE_FULL_FILE");
+        full && ::access(full, F_OK) == 0) {
+        r.error = "database or disk is full (test hook)";
+        return r;
+    }
     if (!exec("BEGIN IMMEDIATE")) {
         r.error = "begin: " + last_error_;
         return r;
@@ -272,7 +311,19 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         }
     }
     for (const auto& rf : findings) {
-        const core::alert& a = rf.f.a;
+        core::alert a = rf.f.a;
+        // A declared drill covering this account at the event's time labels the alert.
+        if (!a.drill && !a.subject_id.empty() && rf.f.source != "health") {
+            stmt d(db_,
+                   "SELECT drill_id FROM drills WHERE account_id=? AND starts_at<=? AND ends_at>=? "
+                   "ORDER BY starts_at DESC LIMIT 1");
+            d.bind(1, a.subject_id).bind(2, a.event_time).bind(3, a.event_time);
+            int rc = d.step();
+            if (rc == SQLITE_ROW)
+                core::label_drill(a, d.text(0));
+            else if (rc != SQLITE_DONE)
+                return abort("read drills: " + d.error());
+        }
         stmt ins(
             db_,
             "INSERT OR IGNORE INTO alerts(alert_id,rule,severity,tenant_id,event_id,event_time,"
@@ -589,6 +640,70 @@ chain_report store::verify_chain() {
         rep.problem = "cannot read evidence: " + q.error();
     }
     return rep;
+}
+
+bool store::add_drill(const drill& d) {
+    stmt q(
+        db_,
+        "INSERT INTO drills(drill_id,account_id,account_label,starts_at,ends_at,note,created_at) "
+        "VALUES(?,?,?,?,?,?,?)");
+    q.bind(1, d.id)
+        .bind(2, d.account_id)
+        .bind(3, d.account_label)
+        .bind(4, d.starts_at)
+        .bind(5, d.ends_at)
+        .bind(6, d.note)
+        .bind(7, d.created_at);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+std::vector<drill> store::drills_since(micros since) {
+    std::vector<drill> out;
+    stmt q(db_,
+           "SELECT drill_id,account_id,account_label,starts_at,ends_at,note,created_at FROM drills "
+           "WHERE ends_at>=? ORDER BY starts_at");
+    q.bind(1, since);
+    while (q.step() == SQLITE_ROW) {
+        drill d;
+        d.id = q.text(0);
+        d.account_id = q.text(1);
+        d.account_label = q.text(2);
+        d.starts_at = q.i64(3);
+        d.ends_at = q.i64(4);
+        d.note = q.text(5);
+        d.created_at = q.i64(6);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+std::vector<std::string> store::alerts_of_drill(const std::string& drill_id) {
+    std::vector<std::string> out;
+    stmt q(db_, "SELECT alert_id FROM alerts WHERE drill_id=? ORDER BY event_time");
+    q.bind(1, drill_id);
+    while (q.step() == SQLITE_ROW)
+        out.push_back(q.text(0));
+    return out;
+}
+
+std::optional<micros> store::last_successful_drill(const std::string& account_id) {
+    stmt q(db_,
+           "SELECT max(d.starts_at) FROM drills d JOIN alerts a ON a.drill_id=d.drill_id "
+           "JOIN outbox o ON o.alert_id=a.alert_id "
+           "WHERE d.account_id=? AND o.state IN ('accepted','confirmed')");
+    q.bind(1, account_id);
+    if (q.step() == SQLITE_ROW && !q.is_null(0)) return q.i64(0);
+    return std::nullopt;
+}
+
+micros store::created_at() {
+    stmt q(db_, "SELECT value FROM meta WHERE key='created_at'");
+    if (q.step() == SQLITE_ROW) return std::atoll(q.text(0).c_str());
+    return 0;
 }
 
 }  // namespace glasswatch::io

@@ -28,7 +28,7 @@ namespace glasswatch::io {
 
 using core::micros;
 
-inline constexpr int store_schema_version = 1;
+inline constexpr int store_schema_version = 2;  // 2: drills, meta.created_at
 
 struct checkpoint {
     std::string source;    // "graph:signins:interactive", "eventhub:<hub>:<partition>", ...
@@ -72,6 +72,16 @@ struct evidence_row {
     std::string raw;
     std::string prev_hash;
     std::string hash;
+};
+
+// A declared drill: alerts for `account_id` whose event time falls in [starts_at, ends_at] are
+// still sent, labelled DRILL, and become the drill's evidence.
+struct drill {
+    std::string id;  // "drill-" + 16 hex
+    std::string account_id;
+    std::string account_label;
+    micros starts_at = 0, ends_at = 0, created_at = 0;
+    std::string note;
 };
 
 struct chain_report {
@@ -127,6 +137,15 @@ public:
     std::optional<core::alert> get_alert(const std::string& alert_id);
     std::vector<evidence_row> evidence_since(micros since);
     chain_report verify_chain();
+
+    // Drills.
+    bool add_drill(const drill& d);
+    std::vector<drill> drills_since(micros since);
+    std::vector<std::string> alerts_of_drill(const std::string& drill_id);
+    // Start of the newest drill of `account_id` that produced an alert some sink accepted.
+    std::optional<micros> last_successful_drill(const std::string& account_id);
+    // When this state was created (drill-overdue counts from here when there was never a drill).
+    micros created_at();
 
     const std::string& last_error() const noexcept { return last_error_; }
 

@@ -111,8 +111,8 @@ sink_receivers::sink_receivers(sink_receiver_options opts) : opts_(std::move(opt
 
 bool sink_receivers::owns(const std::string& path) {
     return path == "/v2/enqueue" || path.rfind("/2010-04-01/", 0) == 0 ||
-           path.rfind("/hooks/", 0) == 0 || path == "/lab/sinks" || path == "/lab/sink_faults" ||
-           path == "/lab/sinks_reset";
+           path.rfind("/hooks/", 0) == 0 || path.rfind("/ping/", 0) == 0 || path == "/lab/sinks" ||
+           path == "/lab/sink_faults" || path == "/lab/sinks_reset";
 }
 
 bool sink_receivers::take_fault(fault& f, server_response& out, bool accepted) {
@@ -151,6 +151,19 @@ server_response sink_receivers::handle(const server_request& req, std::int64_t n
     }
     if (path == "/v2/enqueue") return pagerduty(req, now);
     if (path.rfind("/2010-04-01/", 0) == 0) return twilio(req, now);
+    if (path.rfind("/ping/", 0) == 0) {
+        // A Healthchecks.io-style dead-man switch: /ping/<uuid> = alive, /ping/<uuid>/fail =
+        // alive but unhealthy. Any method; the answer is a plain "OK".
+        const std::string rest = path.substr(6);
+        const bool fail = rest.size() > 5 && rest.compare(rest.size() - 5, 5, "/fail") == 0;
+        pings_.push_back({{"check", fail ? rest.substr(0, rest.size() - 5) : rest},
+                          {"fail", fail},
+                          {"at_us", now}});
+        server_response out;
+        out.content_type = "text/plain";
+        out.body = "OK";
+        return out;
+    }
     return webhook(req, now);
 }
 
@@ -430,6 +443,7 @@ void sink_receivers::reset() {
     sms_.clear();
     hooks_ = json::array();
     hook_ids_.clear();
+    pings_ = json::array();
     rejected_ = requests_ = 0;
 }
 
@@ -446,8 +460,8 @@ json sink_receivers::recorded() const {
         ids[k] = n;
     return json{{"pagerduty", pd_events_}, {"pagerduty_incidents", incidents},
                 {"twilio", texts},         {"webhook", hooks_},
-                {"webhook_ids", ids},      {"rejected", rejected_},
-                {"requests", requests_}};
+                {"webhook_ids", ids},      {"pings", pings_},
+                {"rejected", rejected_},   {"requests", requests_}};
 }
 
 }  // namespace glasswatch::lab

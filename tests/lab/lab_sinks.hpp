@@ -11,6 +11,7 @@
 //   GET  /2010-04-01/Accounts/{AC}/Messages/{SM}.json  Twilio status (queued->sent->delivered)
 //   GET  /2010-04-01/Accounts/{AC}/Messages.json?To=   Twilio list
 //   POST /hooks/{name}                                 webhook (signature verified)
+//   GET  /ping/{uuid}[/fail]                           dead-man switch (Healthchecks.io style)
 // Control (plain-HTTP port): GET /lab/sinks, POST /lab/sink_faults, POST /lab/sinks_reset.
 #pragma once
 
@@ -80,6 +81,7 @@ private:
     std::vector<sms> sms_;
     nlohmann::json hooks_ = nlohmann::json::array();
     std::map<std::string, int> hook_ids_;  // webhook-id -> deliveries
+    nlohmann::json pings_ = nlohmann::json::array();
     std::uint64_t rejected_ = 0, requests_ = 0;
 };
 

@@ -1,0 +1,337 @@
+#include "io/monitor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "core/metrics.hpp"
+#include "core/routing.hpp"
+
+namespace glasswatch::io {
+
+namespace {
+
+constexpr core::micros second = 1000000;
+
+core::micros to_us(std::chrono::seconds s) {
+    return static_cast<core::micros>(s.count()) * second;
+}
+
+}  // namespace
+
+monitor::monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, ingestor& ingest,
+                 delivery_engine& delivery, const core::pipeline& pipeline)
+    : rt_(rt),
+      cfg_(cfg),
+      ctx_(std::move(ctx)),
+      ingest_(ingest),
+      delivery_(delivery),
+      pipeline_(pipeline),
+      tripwire_(cfg.tripwire),
+      started_at_(wall_now()) {
+    if (!cfg_.heartbeat.url.empty()) {
+        https_client_options ho;
+        ho.ca_file = cfg_.heartbeat.ca_file;
+        ho.request_timeout =
+            std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.heartbeat.timeout);
+        ho.connect_timeout = ho.request_timeout;
+        heartbeat_http_ = std::make_unique<https_client>(rt_.main().get_executor(), ho);
+    }
+    ingest_.on_new_alert([this](const core::alert& a) {
+        if (a.rule != "breakglass_signin" || a.drill) return;
+        if (auto h = tripwire_.note_breakglass_signin(a.observed_at, a.subject_label)) {
+            // Queued from here, not awaited: the committing source must not wait on it.
+            auto self = this;
+            auto alert = *h;
+            asio::co_spawn(rt_.main(), self->raise(alert), asio::detached);
+        }
+    });
+}
+
+monitor::~monitor() {
+    ingest_.on_new_alert({});
+}
+
+void monitor::stop() {
+    stopping_ = true;
+    if (timer_) timer_->cancel();
+}
+
+core::health_snapshot monitor::snapshot() const {
+    core::health_snapshot h;
+    h.now = wall_now();
+    h.started_at = started_at_;
+    for (const auto& p : sources_)
+        h.sources.push_back(p.snapshot());
+    h.store_failing_since = ingest_.store_failing_since();
+    h.store_error = ingest_.store_error();
+    return h;
+}
+
+asio::awaitable<void> monitor::run() {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex);
+    timer_ = &timer;
+    struct reset {
+        asio::steady_timer*& t;
+        ~reset() { t = nullptr; }
+    } guard{timer_};
+    while (!stopping_) {
+        co_await tick();
+        if (stopping_) break;
+        timer.expires_after(std::chrono::seconds(1));
+        boost::system::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+}
+
+asio::awaitable<void> monitor::tick() {
+    const core::micros now = wall_now();
+    last_tick_ = now;
+    auto alerts = tripwire_.evaluate(snapshot());
+    for (const auto& h : alerts)
+        co_await raise(h);
+
+    // Direct sends of store alerts that no sink has accepted yet.
+    if (!direct_pending_.empty()) {
+        std::vector<core::alert> still;
+        for (const auto& a : direct_pending_) {
+            auto names = core::route_alert(cfg_.sinks, a);
+            if (!co_await delivery_.send_direct(a, names)) still.push_back(a);
+        }
+        direct_pending_ = std::move(still);
+    }
+
+    auto read_outbox = [](store& db) {
+        return std::make_pair(db.outbox_depth(), db.oldest_undelivered().value_or(0));
+    };
+    auto [depth, oldest] = co_await rt_.on_store(std::move(read_outbox));
+    outbox_depth_ = depth;
+    oldest_undelivered_ = oldest;
+
+    if (now >= next_drill_check_) {
+        next_drill_check_ = now + 60 * second;
+        co_await check_drills();
+    }
+    if (heartbeat_http_ && now >= next_beat_) {
+        next_beat_ = now + to_us(cfg_.heartbeat.interval);
+        co_await heartbeat();
+    }
+}
+
+asio::awaitable<void> monitor::raise(const core::health_alert& h) {
+    core::alert a =
+        core::make_health_alert(ctx_, h.rule, h.sev, h.subject, h.episode, h.summary, wall_now());
+    if (h.recovery)
+        spdlog::info("tripwire: {} ({})", h.summary, h.rule);
+    else
+        spdlog::warn("tripwire: {} ({})", h.summary, h.rule);
+    if (h.rule == "store_unwritable") {
+        // The outbox lives in the failing store: send it directly, retried every tick.
+        auto names = core::route_alert(cfg_.sinks, a);
+        if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
+        co_return;
+    }
+    std::vector<core::finding> f{core::finding{a, a.detail_json, "health"}};
+    std::vector<checkpoint> none;
+    commit_result r = co_await ingest_.commit(std::move(f), std::move(none));
+    if (!r.ok) {
+        // The store is failing right now: do not lose the alert, send it directly.
+        auto names = core::route_alert(cfg_.sinks, a);
+        if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
+    }
+}
+
+asio::awaitable<void> monitor::check_drills() {
+    if (cfg_.tripwire.drill_max_age.count() <= 0) co_return;
+    struct account_state {
+        std::string id, label;
+        std::optional<core::micros> last;
+    };
+    std::vector<account_state> accounts;
+    for (const auto& w : cfg_.watch.accounts)
+        accounts.push_back({w.object_id, w.label.empty() ? w.upn : w.label, std::nullopt});
+    auto read = [accounts](store& db) mutable {
+        for (auto& a : accounts)
+            a.last = db.last_successful_drill(a.id);
+        return std::make_pair(accounts, db.created_at());
+    };
+    auto [states, created] = co_await rt_.on_store(std::move(read));
+    const core::micros now = wall_now();
+    for (const auto& a : states) {
+        if (!core::drill_overdue(now, created, a.last, cfg_.tripwire.drill_max_age)) continue;
+        // One alert per overdue period: the episode is what the age counts from.
+        const core::micros from = a.last.value_or(created);
+        core::health_alert h{"drill_overdue",
+                             core::severity::warning,
+                             a.label.empty() ? a.id : a.label,
+                             std::to_string(from),
+                             "No successful break-glass drill for " +
+                                 (a.label.empty() ? a.id : a.label) + " since " +
+                                 core::format_iso8601(from, false) +
+                                 " — run `glasswatch drill start` and sign in with it",
+                             false};
+        co_await raise(h);
+    }
+}
+
+asio::awaitable<void> monitor::heartbeat() {
+    // Healthy = every source's last poll succeeded, the store is writable and at least one
+    // sink acknowledges; otherwise the switch hears "/fail" (or nothing, if the VM is dead).
+    std::string why;
+    for (const auto& p : sources_) {
+        auto s = p.snapshot();
+        if (s.failing_since != 0 || s.last_success == 0) why = s.name + " not polling";
+    }
+    if (ingest_.store_failing_since() != 0) why = "store not writable";
+    if (!delivery_.any_sink_reachable()) why = "no sink reachable";
+    const bool healthy = why.empty();
+    if (healthy != last_beat_healthy_) {
+        if (healthy)
+            spdlog::info("heartbeat: healthy again, pinging the dead-man switch");
+        else
+            spdlog::warn("heartbeat: unhealthy ({}), pinging /fail", why);
+        last_beat_healthy_ = healthy;
+    }
+    std::string url = cfg_.heartbeat.url;
+    if (!healthy) {
+        while (!url.empty() && url.back() == '/')
+            url.pop_back();
+        url += "/fail";
+    }
+    http_request req;
+    req.url = url;
+    http_result r = co_await heartbeat_http_->request(std::move(req));
+    if (r.ok() && r.response.status / 100 == 2) {
+        (healthy ? beats_ok_ : beats_fail_)++;
+    } else {
+        if (beat_errors_++ % 10 == 0)
+            spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
+                         r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
+    }
+}
+
+bool monitor::live() const {
+    return last_tick_ != 0 && wall_now() - last_tick_ < 10 * second;
+}
+
+readiness monitor::ready() const {
+    readiness r;
+    for (const auto& c : tripwire_.firing())
+        r.reasons.push_back("tripwire: " + c);
+    if (ingest_.store_failing_since() != 0)
+        r.reasons.push_back("store not writable: " + ingest_.store_error());
+    for (const auto& p : sources_) {
+        auto s = p.snapshot();
+        if (s.last_success == 0) r.reasons.push_back(s.name + ": no successful poll yet");
+    }
+    if (oldest_undelivered_ != 0 &&
+        wall_now() - oldest_undelivered_ > to_us(cfg_.tripwire.outbox_max_age))
+        r.reasons.push_back("oldest undelivered alert is older than " +
+                            core::format_duration(to_us(cfg_.tripwire.outbox_max_age) / 1000));
+    if (!live()) r.reasons.push_back("main loop not ticking");
+    r.ready = r.reasons.empty();
+    return r;
+}
+
+std::string monitor::metrics_text() const {
+    using core::metric_family;
+    using core::metric_sample;
+    std::vector<metric_family> f;
+    auto add = [&f](std::string name, std::string help, std::string type,
+                    std::vector<metric_sample> samples) {
+        f.push_back({std::move(name), std::move(help), std::move(type), std::move(samples)});
+    };
+    auto one = [](double v) { return std::vector<metric_sample>{{{}, v}}; };
+    const double now_s = static_cast<double>(wall_now()) / second;
+    const auto& ps = pipeline_.stats();
+
+    add("glasswatch_up", "1 while the main loop ticks", "gauge", one(live() ? 1 : 0));
+    add("glasswatch_start_time_seconds", "When the daemon started (unix time)", "gauge",
+        one(static_cast<double>(started_at_) / second));
+    add("glasswatch_bodies_total", "Pages / message bodies read from all sources", "counter",
+        one(static_cast<double>(ps.bodies)));
+    add("glasswatch_bytes_total", "Bytes read from all sources", "counter",
+        one(static_cast<double>(ps.bytes)));
+    add("glasswatch_prefilter_hits_total", "Records the prefilter passed to the parser", "counter",
+        one(static_cast<double>(ps.candidate_records)));
+    add("glasswatch_records_malformed_total", "Records that could not be parsed", "counter",
+        one(static_cast<double>(ps.records_malformed)));
+    add("glasswatch_matches_total", "Rule matches", "counter",
+        one(static_cast<double>(ps.matches)));
+    std::vector<metric_sample> skipped;
+    for (const auto& [cat, n] : ps.skipped_by_category)
+        skipped.push_back({{{"category", cat}}, static_cast<double>(n)});
+    add("glasswatch_records_skipped_total", "Records of categories glasswatch does not handle",
+        "counter", skipped);
+
+    std::vector<metric_sample> recs, last_ok, failing, lag, expiry;
+    for (const auto& p : sources_) {
+        auto s = p.snapshot();
+        recs.push_back({{{"source", s.name}}, static_cast<double>(s.records)});
+        last_ok.push_back({{{"source", s.name}}, static_cast<double>(s.last_success) / second});
+        failing.push_back({{{"source", s.name}}, s.failing_since != 0 ? 1.0 : 0.0});
+        lag.push_back({{{"source", s.name}}, static_cast<double>(s.lag) / second});
+        if (p.token_expiry)
+            expiry.push_back(
+                {{{"source", s.name}}, static_cast<double>(p.token_expiry()) / second});
+    }
+    add("glasswatch_source_records_total", "Records read per source", "counter", recs);
+    add("glasswatch_source_last_success_timestamp_seconds", "Last complete poll per source",
+        "gauge", last_ok);
+    add("glasswatch_source_failing", "1 while a source is failing", "gauge", failing);
+    add("glasswatch_source_lag_seconds", "How far a source is behind (0 = unknown)", "gauge", lag);
+    add("glasswatch_token_expiry_timestamp_seconds", "Expiry of the current access token", "gauge",
+        expiry);
+
+    std::vector<metric_sample> by_rule;
+    for (const auto& [rule, n] : ingest_.alerts_by_rule())
+        by_rule.push_back({{{"rule", rule}}, static_cast<double>(n)});
+    add("glasswatch_alerts_total", "Alerts raised, by rule", "counter", by_rule);
+
+    std::vector<metric_sample> del, conf, ret, perm, esc, up;
+    for (const auto& name : delivery_.sink_names()) {
+        const delivery_stats st = delivery_.stats_of(name);
+        metric_sample::labels_t l{{"sink", name}};
+        del.push_back({l, static_cast<double>(st.delivered)});
+        conf.push_back({l, static_cast<double>(st.confirmed)});
+        ret.push_back({l, static_cast<double>(st.retries)});
+        perm.push_back({l, static_cast<double>(st.permanent_failures)});
+        esc.push_back({l, static_cast<double>(st.escalations)});
+        up.push_back({l, st.failing_since == 0 ? 1.0 : 0.0});
+    }
+    add("glasswatch_sink_deliveries_total", "Alerts a sink acknowledged", "counter", del);
+    add("glasswatch_sink_confirmed_total", "Alerts a sink confirmed (SMS delivered)", "counter",
+        conf);
+    add("glasswatch_sink_retries_total", "Transient delivery failures (retried)", "counter", ret);
+    add("glasswatch_sink_failures_total", "Permanent delivery failures", "counter", perm);
+    add("glasswatch_sink_escalations_total", "Alerts escalated from this sink", "counter", esc);
+    add("glasswatch_sink_up", "0 while a sink's last attempt failed", "gauge", up);
+
+    add("glasswatch_outbox_depth", "Deliveries not yet acknowledged", "gauge",
+        one(static_cast<double>(outbox_depth_)));
+    add("glasswatch_outbox_oldest_age_seconds", "Age of the oldest unacknowledged delivery",
+        "gauge",
+        one(oldest_undelivered_ == 0 ? 0.0
+                                     : now_s - static_cast<double>(oldest_undelivered_) / second));
+    add("glasswatch_store_commit_failures_total", "Store commits that failed", "counter",
+        one(static_cast<double>(ingest_.commit_failures())));
+    add("glasswatch_store_writable", "0 while store commits fail", "gauge",
+        one(ingest_.store_failing_since() == 0 ? 1.0 : 0.0));
+    add("glasswatch_heartbeats_total", "Dead-man switch pings answered", "counter",
+        {{{{"result", "ok"}}, static_cast<double>(beats_ok_)},
+         {{{"result", "fail"}}, static_cast<double>(beats_fail_)}});
+    std::vector<metric_sample> firing;
+    for (const auto& c : tripwire_.firing())
+        firing.push_back({{{"condition", c}}, 1.0});
+    add("glasswatch_tripwire_firing", "Tripwire conditions currently firing", "gauge", firing);
+    return core::render_prometheus(f);
+}
+
+}  // namespace glasswatch::io

@@ -1,0 +1,91 @@
+// The monitor: the daemon's view of itself, on the main thread.
+//
+// Once a second it takes a health snapshot of every source, the store and the sinks, runs the
+// tripwire (core/tripwire.hpp) and commits the health alerts it yields like any other alert —
+// except store_unwritable, which cannot be queued in the store that is failing and is sent
+// straight to the sinks until one accepts it. It also
+//   - raises drill_overdue for an account without a successful drill for drill_max_age,
+//   - pings the dead-man switch (heartbeat.url while healthy, "<url>/fail" while not), and
+//   - answers the admin endpoints: liveness, readiness and the Prometheus metrics.
+//
+// Thread: main thread only (store reads hop to the store thread through runtime::on_store).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/alert.hpp"
+#include "core/config.hpp"
+#include "core/pipeline.hpp"
+#include "core/tripwire.hpp"
+#include "io/delivery.hpp"
+#include "io/https_client.hpp"
+#include "io/ingest.hpp"
+#include "io/runtime.hpp"
+
+namespace glasswatch::io {
+
+struct source_probe {
+    std::string name;
+    std::function<core::source_snapshot()> snapshot;
+    std::function<core::micros()> token_expiry;  // optional
+};
+
+struct readiness {
+    bool ready = true;
+    std::vector<std::string> reasons;  // why not, one line each
+};
+
+class monitor {
+public:
+    monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, ingestor& ingest,
+            delivery_engine& delivery, const core::pipeline& pipeline);
+    ~monitor();
+
+    void add_source(source_probe p) { sources_.push_back(std::move(p)); }
+
+    boost::asio::awaitable<void> run();
+    void stop();
+
+    bool live() const;  // the loop ticked recently
+    readiness ready() const;
+    std::string metrics_text() const;
+
+    std::uint64_t heartbeats_ok() const noexcept { return beats_ok_; }
+    std::uint64_t heartbeats_fail() const noexcept { return beats_fail_; }
+
+private:
+    boost::asio::awaitable<void> tick();
+    boost::asio::awaitable<void> raise(const core::health_alert& h);
+    boost::asio::awaitable<void> check_drills();
+    boost::asio::awaitable<void> heartbeat();
+    core::health_snapshot snapshot() const;
+
+    runtime& rt_;
+    const core::config& cfg_;
+    core::alert_context ctx_;
+    ingestor& ingest_;
+    delivery_engine& delivery_;
+    const core::pipeline& pipeline_;
+    core::tripwire tripwire_;
+    std::vector<source_probe> sources_;
+    std::unique_ptr<https_client> heartbeat_http_;
+    core::micros started_at_ = 0;
+    core::micros last_tick_ = 0;
+    core::micros next_beat_ = 0;
+    core::micros next_drill_check_ = 0;
+    bool stopping_ = false;
+    bool last_beat_healthy_ = true;
+    // store_unwritable alerts not yet accepted by any sink (sent directly, retried each tick)
+    std::vector<core::alert> direct_pending_;
+    // Cached from the store thread on every tick, for /readyz and /metrics.
+    std::int64_t outbox_depth_ = 0;
+    core::micros oldest_undelivered_ = 0;
+    std::uint64_t beats_ok_ = 0, beats_fail_ = 0, beat_errors_ = 0;
+    boost::asio::steady_timer* timer_ = nullptr;  // lives in run()'s frame
+};
+
+}  // namespace glasswatch::io
