@@ -111,7 +111,8 @@ class Fake(http.server.BaseHTTPRequestHandler):
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
-base = f"http://127.0.0.1:{srv.server_address[1]}"
+# By name, so the resolver path (nsswitch, /etc/hosts) is in the trace too.
+base = f"http://localhost:{srv.server_address[1]}"
 
 wd = Workdir()
 daemon = None
