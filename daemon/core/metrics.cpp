@@ -27,7 +27,7 @@ std::string number(double v) {
     if (v == std::floor(v) && std::fabs(v) < 1e15)
         std::snprintf(buf, sizeof buf, "%.0f", v);
     else
-        std::snprintf(buf, sizeof buf, "%.6g", v);
+        std::snprintf(buf, sizeof buf, "%.15g", v);  // unix times need the digits
     return buf;
 }
 }  // namespace

@@ -1,5 +1,7 @@
 #include "core/tripwire.hpp"
 
+#include <algorithm>
+
 #include "core/json_text.hpp"
 
 namespace glasswatch::core {
@@ -65,8 +67,16 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
               out);
 
         // Silence: up, sees the whole stream, and nothing arrived for silence_threshold.
+        // Absent: never seen failing (the clock starts at started_at); 0: failing now.
+        micros up_since = 0;
+        if (s.failing_since != 0) {
+            up_since_[s.name] = 0;
+        } else if (auto it = up_since_.find(s.name); it != up_since_.end()) {
+            if (it->second == 0) it->second = h.now;
+            up_since = it->second;
+        }
         if (cfg_.silence_threshold.count() > 0 && s.sees_whole_stream) {
-            const micros quiet_from = std::max(s.last_event_seen, h.started_at);
+            const micros quiet_from = std::max({s.last_event_seen, h.started_at, up_since});
             const bool up = s.failing_since == 0 && s.last_success != 0;
             const bool silent = up && h.now - quiet_from >= to_us(cfg_.silence_threshold);
             drive(s.name + "/silent", silent, quiet_from, "source_silent", severity::high, s.name,

@@ -87,6 +87,9 @@ private:
 
     tripwire_config cfg_;
     std::map<std::string, condition> conditions_;
+    // Per source: since when it is up again (0 while failing). The silence clock starts there:
+    // no records arrive while a source fails, and that is the error alert's business.
+    std::map<std::string, micros> up_since_;
     std::deque<std::pair<micros, std::string>> recent_signins_;
     micros active_use_episode_ = 0;
 };

@@ -165,3 +165,20 @@ TEST_CASE("drill overdue counts from the last successful drill or the state's cr
     CHECK(drill_overdue(s(191 * 86400), s(50 * 86400), s(100 * 86400), ninety));
     CHECK_FALSE(drill_overdue(s(999 * 86400), s(1), std::nullopt, std::chrono::seconds(0)));
 }
+
+TEST_CASE("tripwire: the silence clock restarts when a failing source comes back", "[tripwire]") {
+    tripwire t(cfg());
+    source_snapshot g = healthy(s(2000));
+    g.failing_since = s(2000);
+    g.last_event_seen = s(1990);
+    t.evaluate(at(s(2100), g));  // failing: the error alert's business, not silence
+    g.failing_since = 0;
+    g.last_success = s(3000);
+    auto a = t.evaluate(at(s(3000), g));  // back, but no record for 1010 s
+    for (const auto& x : a)
+        CHECK(x.rule != "source_silent");
+    CHECK(t.evaluate(at(s(3899), g)).empty());
+    a = t.evaluate(at(s(3900), g));
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].rule == "source_silent");
+}
