@@ -1,4 +1,7 @@
 // glasswatch: break-glass tripwire for Microsoft Entra ID. CLI entry point.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -63,6 +66,12 @@ Configuration reference: /usr/share/doc/glasswatch/README.md and the commented
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Secrets live in this process's memory (client secret, routing keys, tokens): no core
+    // dumps, whatever the environment's limits, and no ptrace attach by other processes of the
+    // same user.
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
         std::fputs(usage_text, args.empty() ? stderr : stdout);

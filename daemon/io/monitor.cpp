@@ -116,7 +116,9 @@ asio::awaitable<void> monitor::tick() {
     oldest_undelivered_ = oldest;
 
     if (now >= next_drill_check_) {
-        next_drill_check_ = now + 60 * second;
+        // Once a minute (sooner only when the configured age is shorter, e.g. in tests).
+        next_drill_check_ =
+            now + std::min<core::micros>(60 * second, to_us(cfg_.tripwire.drill_max_age) / 2);
         co_await check_drills();
     }
     if (heartbeat_http_ && now >= next_beat_) {

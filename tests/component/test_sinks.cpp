@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "core/pipeline.hpp"
@@ -120,8 +121,10 @@ struct sink_fixture {
         });
         bool held = false;
         server.set_tls_fault(tls_fault);
-        asio::steady_timer tls_recovery(threads.main(), tls_fault_for);
-        tls_recovery.async_wait([&](const boost::system::error_code&) {
+        // Reset before threads.finish(): an io object must not outlive its io_context.
+        std::optional<asio::steady_timer> tls_recovery(std::in_place, threads.main(),
+                                                       tls_fault_for);
+        tls_recovery->async_wait([&](const boost::system::error_code&) {
             server.set_tls_fault(test::https_server::tls_fault::none);
         });
         asio::co_spawn(threads.main(), engine.run(), [](std::exception_ptr) {});
@@ -143,6 +146,7 @@ struct sink_fixture {
         };
         asio::co_spawn(threads.main(), watch(), [](std::exception_ptr) {});
         threads.run_main();
+        tls_recovery.reset();
         threads.finish();
         return held;
     }

@@ -75,6 +75,7 @@ request_timeout = "3s"
 source_error_threshold = "3s"
 silence_threshold = "6s"
 active_use_count = 50
+drill_max_age = "15s"
 
 [heartbeat]
 url = "{s['pagerduty_url'].replace('/v2/enqueue', '/ping/7c9e6679-7425-40de-944b-e07fc1f90ae7')}"
@@ -191,6 +192,10 @@ ca_file = "{lab.info['ca_file']}"
     rep = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     sinks = {x["sink"]: x for x in rep[0]["alerts"][0]["sinks"]}
     check(rep[0]["result"] == "alert delivered" and sinks["pd"]["acceptedAt"] != "-", "drill report --json has per-sink acceptance")
+
+    # bg2 never had a drill: with drill_max_age = 15s it is overdue by now.
+    check(wait_for(lambda: any(x["rule"] == "drill_overdue" and "bg-admin-2" in x["summary"]
+                               for x in read_alerts(alerts_file)), 30), "drill_overdue for the account never drilled")
 
     rc = daemon.stop()
     check(rc == 0, f"SIGTERM exits 0 (rc={rc})")
