@@ -20,6 +20,7 @@ int cmd_replay(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_test_alert(const std::vector<std::string>& args);
 int cmd_evidence(const std::vector<std::string>& args);
+int cmd_posture(const std::vector<std::string>& args);
 
 // Reads and validates a config file, printing every error to stderr. nullopt on failure.
 std::optional<core::config> load_config_file(const std::string& path);

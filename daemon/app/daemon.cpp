@@ -18,6 +18,7 @@
 #include "io/graph_poller.hpp"
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
+#include "io/posture_checker.hpp"
 #include "io/runtime.hpp"
 #include "io/store.hpp"
 #include "io/token_provider.hpp"
@@ -89,6 +90,10 @@ int run_daemon(const core::config& cfg) {
         }
         graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
     }
+    // Posture checks share the Graph client and token, not the poller's request budget.
+    std::unique_ptr<io::posture_checker> posture;
+    if (cfg.posture.enabled && tokens)
+        posture = std::make_unique<io::posture_checker>(*graph_http, *tokens, cfg);
 
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
     // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
@@ -100,7 +105,7 @@ int run_daemon(const core::config& cfg) {
         asio::steady_timer grace(main_ctx);
         asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
         asio::steady_timer watchdog(main_ctx);
-        int running = graph ? 2 : 1;  // delivery (+ graph poller)
+        int running = 1 + (graph ? 1 : 0) + (posture ? 1 : 0);  // delivery (+ poller, posture)
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
             if (--running == 0) {
@@ -115,6 +120,7 @@ int run_daemon(const core::config& cfg) {
             sd_notify(0, "STOPPING=1");
             stopping = true;
             if (graph) graph->stop();
+            if (posture) posture->stop();
             delivery.stop();
             grace.expires_after(std::chrono::seconds(10));
             grace.async_wait([&](const boost::system::error_code& gec) {
@@ -131,6 +137,9 @@ int run_daemon(const core::config& cfg) {
         if (graph)
             asio::co_spawn(main_ctx, graph->run(),
                            [&](std::exception_ptr e) { finished("graph poller", e); });
+        if (posture)
+            asio::co_spawn(main_ctx, posture->run(rt, ingest),
+                           [&](std::exception_ptr e) { finished("posture checker", e); });
 
         // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
         // stops the pings and systemd restarts the service.

@@ -33,6 +33,13 @@ commands:
   evidence export [--config FILE] [--since ISO-8601] [--account ID]
                                the raw matched records with their alerts and delivery history,
                                one JSON object per line (for the post-mortem or an auditor)
+  posture [--config FILE] [--json] [--timeout SECONDS]
+                               run the break-glass posture checks once over Graph (accounts
+                               exist, enabled, cloud-only, permanent Global Administrator;
+                               group membership; Conditional Access exclusions) and print a
+                               report (human, or one JSON object); exit 0 only when every
+                               check passes, 1 when one fails or cannot be checked (e.g.
+                               "cannot check: missing permission Policy.Read.All")
   version                      print the version
   help                         this text
 
@@ -40,8 +47,9 @@ options:
   --config FILE                configuration (default /etc/glasswatch/glasswatch.toml)
 
 exit codes:
-  0  success (check-config: valid, possibly with warnings; replay: processed)
-  1  runtime failure (I/O error, a sink refused a --send delivery, interrupted)
+  0  success (check-config: valid, possibly with warnings; replay: processed; posture: all pass)
+  1  runtime failure (I/O error, a sink refused a --send delivery, interrupted;
+     posture: a check failed or could not be run)
   2  usage error (unknown command or option)
   3  configuration invalid (every problem is printed as FILE:LINE: KEY: MESSAGE)
   4  state store unusable (corrupt, newer schema, unwritable) — never silently reset
@@ -75,6 +83,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return glasswatch::app::cmd_run(args);
     if (cmd == "test-alert") return glasswatch::app::cmd_test_alert(args);
     if (cmd == "evidence") return glasswatch::app::cmd_evidence(args);
+    if (cmd == "posture") return glasswatch::app::cmd_posture(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }

@@ -620,7 +620,9 @@ std::string render_text(const std::vector<check_result>& results) {
                           : r.st == status::fail ? "FAIL  "
                                                  : "CANNOT";
         (r.st == status::ok ? pass : r.st == status::fail ? failing : unknown) += 1;
-        body += std::string("  ") + tag + "  " + r.check + "  " + sanitize_line(r.label, 120);
+        std::string check = r.check;
+        check.resize(std::max<std::size_t>(check.size(), 22), ' ');  // one column
+        body += std::string("  ") + tag + "  " + check + "  " + sanitize_line(r.label, 120);
         if (r.subject != "*" && r.label.find(r.subject) == std::string::npos)
             body += " [" + r.subject + "]";
         if (!r.problem.empty()) body += "\n            " + sanitize_line(r.problem, 400);
