@@ -125,6 +125,15 @@ int cmd_check_config(const std::vector<std::string>& args) {
                     std::string(core::to_string(s.min_severity)).c_str(),
                     s.rules.empty() ? ", all rules" : "");
     }
+    if (cfg->posture.enabled)
+        std::printf(
+            "posture:  every %s: %zu account(s), %zu group(s) expecting %zu member(s), "
+            "Conditional Access\n",
+            core::format_duration(cfg->posture.interval.count() * 1000).c_str(),
+            cfg->watch.accounts.size(), cfg->watch.groups.size(),
+            cfg->posture.group_members.size());
+    else
+        std::printf("posture:  disabled\n");
     std::printf("state:    %s\n", cfg->state_directory.c_str());
     std::printf("admin:    %s\n",
                 cfg->admin_listen.empty() ? "disabled" : cfg->admin_listen.c_str());

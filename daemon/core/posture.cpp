@@ -431,6 +431,10 @@ std::string_view check_of_key(std::string_view key) {
     return key.substr(0, key.find('/'));
 }
 
+std::string make_episode(int occurrence, std::string_view problem) {
+    return std::to_string(occurrence) + "-" + sha256_hex(problem).substr(0, 16);
+}
+
 }  // namespace
 
 std::string posture_state::to_json() const {
@@ -443,6 +447,7 @@ std::string posture_state::to_json() const {
                   {"problem", v.problem},
                   {"since", v.since},
                   {"episode", v.episode},
+                  {"occurrence", v.occurrence},
                   {"label", v.label},
                   {"permission", v.permission}};
     }
@@ -469,6 +474,8 @@ std::optional<posture_state> posture_state::from_json(std::string_view text) {
         e.problem = str(v, "problem");
         e.since = since->get<micros>();
         e.episode = str(v, "episode");
+        if (auto occ = v.find("occurrence"); occ != v.end() && occ->is_number_integer())
+            e.occurrence = occ->get<int>();
         e.label = str(v, "label");
         e.permission = str(v, "permission");
         s.entries[key] = std::move(e);
@@ -496,21 +503,25 @@ diff_result diff(const posture_state& previous, const std::vector<check_result>&
                 d.changes.push_back({change_kind::fixed, r, p->problem, p->episode, p->since});
             next.st = status::ok;
             next.since = now;
+            next.occurrence = p ? p->occurrence : 0;
         } else if (r.st == status::fail) {
             next.st = status::fail;
             next.problem = r.problem;
             if (!p || p->st != status::fail) {
                 next.since = now;
-                next.episode = std::to_string(now);
+                next.occurrence = (p ? p->occurrence : 0) + 1;
+                next.episode = make_episode(next.occurrence, r.problem);
                 d.changes.push_back({change_kind::new_failure, r, "", next.episode, now});
             } else if (p->problem != r.problem) {
                 // Still failing, differently: a new episode, so it pages again with the news.
                 next.since = p->since;
-                next.episode = std::to_string(now);
+                next.occurrence = p->occurrence + 1;
+                next.episode = make_episode(next.occurrence, r.problem);
                 d.changes.push_back({change_kind::changed, r, p->problem, next.episode, p->since});
             } else {
                 next.since = p->since;
                 next.episode = p->episode;
+                next.occurrence = p->occurrence;
             }
         } else {
             // Unknown now: keep the last definite state (a failure stays open, no "fixed").
@@ -536,10 +547,19 @@ diff_result diff(const posture_state& previous, const std::vector<check_result>&
             d.next.entries[key] = e;
             continue;
         }
+        // Remembered (as passing) once it has ever failed: should the subject come back failing,
+        // its next alert must not reuse an old alert id.
+        if (e.occurrence > 0) {
+            state_entry kept = e;
+            kept.st = status::ok;
+            kept.problem.clear();
+            kept.permission.clear();
+            d.next.entries[key] = kept;
+        }
         if (e.st != status::fail) continue;
         check_result r = result(check, key.substr(key.find('/') + 1), e.label);
         r.problem = "";
-        d.changes.push_back({change_kind::fixed, r, e.problem, e.episode, e.since});
+        d.changes.push_back({change_kind::fixed, r, e.problem, e.episode, e.since, true});
     }
     return d;
 }
@@ -574,7 +594,7 @@ std::vector<alert> posture_alerts(const alert_context& ctx, const std::vector<ch
                 break;
             case change_kind::fixed:
                 summary = "Break-glass posture fixed: " + r.label + ": " + r.check +
-                          (r.st == status::ok ? " passes again" : " no longer applies") +
+                          (c.vanished ? " no longer applies" : " passes again") +
                           " (was: " + c.previous + ")";
                 d["whatChanged"] = "fixed; was: " + c.previous;
                 rule = std::string(rule_fixed);

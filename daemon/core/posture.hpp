@@ -152,8 +152,12 @@ std::vector<check_result> evaluate(const posture_input& in);
 struct state_entry {
     status st = status::ok;  // ok or fail (cannot_check keeps the previous definite state)
     std::string problem;
-    micros since = 0;     // when this failing state was first seen
-    std::string episode;  // stable per failing state: the alert id of a failure derives from it
+    micros since = 0;  // when this failing state was first seen
+    // Stable per failing state: the alert id of a failure derives from it. It is computed from
+    // the content (alerting transitions of this check so far + a hash of the problem), not the
+    // clock, so two redundant instances that saw the same history raise the same alert ids.
+    std::string episode;
+    int occurrence = 0;  // alerting transitions (new failure or changed details) of this check
     std::string label;
     std::string permission;  // last cannot_check permission, "" when none
 };
@@ -173,6 +177,7 @@ struct change {
     std::string previous;  // the previous problem (changed / fixed)
     std::string episode;
     micros since = 0;
+    bool vanished = false;  // fixed because the subject is gone (policy deleted or disabled)
 };
 
 struct diff_result {

@@ -177,10 +177,14 @@ asio::awaitable<void> posture_checker::run(runtime& rt, ingestor& ingest) {
             std::string raw = a.detail_json;
             findings.push_back(core::finding{std::move(a), std::move(raw), "posture"});
         }
+        // Labels and problems carry names from the tenant (policy displayName): one clean line.
         for (const auto& c : d.changes)
             spdlog::warn(
-                "posture: {} {} {}: {}", posture::to_string(c.kind), c.result.check, c.result.label,
-                c.kind == posture::change_kind::fixed ? "was: " + c.previous : c.result.problem);
+                "posture: {} {} {}: {}", posture::to_string(c.kind), c.result.check,
+                core::sanitize_line(c.result.label, 200),
+                core::sanitize_line(
+                    c.kind == posture::change_kind::fixed ? "was: " + c.previous : c.result.problem,
+                    600));
         const std::size_t count = findings.size();
         std::vector<checkpoint> cps{checkpoint{checkpoint_name, d.next.to_json()}};
         commit_result cr = co_await ingest.commit(std::move(findings), std::move(cps));

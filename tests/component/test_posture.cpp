@@ -114,12 +114,8 @@ struct posture_fixture {
         std::vector<posture::check_result> out;
         io::thread_pair threads;
         with_graph(threads, [&](io::posture_checker& checker, test::https_server& server) {
-            auto once = [&]() -> asio::awaitable<void> {
-                asio::steady_timer t(threads.main());
-                out = co_await checker.check_once(t);
-                server.stop();
-            };
-            asio::co_spawn(threads.main(), once(), [](std::exception_ptr) {});
+            asio::co_spawn(threads.main(), check_task(&threads.main(), &checker, &server, &out),
+                           [](std::exception_ptr) {});
         });
         return out;
     }
@@ -135,25 +131,42 @@ struct posture_fixture {
         bool held = false;
         with_graph(threads, [&](io::posture_checker& checker, test::https_server& server) {
             asio::co_spawn(threads.main(), checker.run(rt, ingest), [](std::exception_ptr) {});
-            auto watch = [&]() -> asio::awaitable<void> {
-                asio::steady_timer t(threads.main());
-                auto deadline = std::chrono::steady_clock::now() + limit;
-                while (std::chrono::steady_clock::now() < deadline) {
-                    t.expires_after(100ms);
-                    boost::system::error_code ec;
-                    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-                    auto check_store = [&done](io::store& s) { return done(s); };
-                    if (co_await rt.on_store(std::move(check_store))) {
-                        held = true;
-                        break;
-                    }
-                }
-                checker.stop();
-                server.stop();
-            };
-            asio::co_spawn(threads.main(), watch(), [](std::exception_ptr) {});
+            asio::co_spawn(threads.main(),
+                           watch_task(&threads.main(), &rt, &checker, &server, done, limit, &held),
+                           [](std::exception_ptr) {});
         });
         return held;
+    }
+
+    // Coroutines are free functions with by-value parameters, not lambdas: the body lambda that
+    // spawns them returns before they run, and a lambda coroutine's captures would dangle.
+    static asio::awaitable<void> check_task(asio::io_context* ctx, io::posture_checker* checker,
+                                            test::https_server* server,
+                                            std::vector<posture::check_result>* out) {
+        asio::steady_timer t(*ctx);
+        *out = co_await checker->check_once(t);
+        server->stop();
+    }
+
+    static asio::awaitable<void> watch_task(asio::io_context* ctx, io::runtime* rt,
+                                            io::posture_checker* checker,
+                                            test::https_server* server,
+                                            std::function<bool(io::store&)> done,
+                                            std::chrono::milliseconds limit, bool* held) {
+        asio::steady_timer t(*ctx);
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            t.expires_after(100ms);
+            boost::system::error_code ec;
+            co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            auto check_store = [done](io::store& s) { return done(s); };
+            if (co_await rt->on_store(std::move(check_store))) {
+                *held = true;
+                break;
+            }
+        }
+        checker->stop();
+        server->stop();
     }
 };
 
@@ -366,4 +379,32 @@ TEST_CASE("posture checker: a missing permission is reported once as degraded", 
     auto rows = alerts_with_rule(*db, "posture_cannot_check");
     REQUIRE(rows.size() == 1);
     CHECK_THAT(rows[0].a.summary, Catch::Contains("Policy.Read.All"));
+}
+
+TEST_CASE("lab posture control: bad input is refused and changes nothing", "[posture][lab]") {
+    lab::lab_options lo;
+    lab::lab_tenant lab(lo);
+    const json before = lab.posture();
+    for (const json& bad :
+         {json{{"accounts", {{"bg1", {{"enabled", "no"}}}}}},
+          json{{"accounts", {{"nobody", {{"enabled", false}}}}}}, json{{"group_members", "bg1"}},
+          json{{"ca", {{"00000000-0000-4000-8000-000000000000", json::object()}}}},
+          json{{"deny", "Policy.Read.All"}}, json{{"group_members", {"bg1"}}, {"colour", "red"}}}) {
+        auto r = lab.set_posture(bad);
+        INFO(bad.dump());
+        CHECK_FALSE(r.ok);
+        CHECK(r.body.contains("error"));
+        CHECK(lab.posture() == before);
+    }
+    // Names in CA user lists stand for ids; GET /lab/posture shows the result.
+    auto r = lab.set_posture(
+        {{"ca", {{ca_block, {{"conditions", {{"users", {{"excludeUsers", {"bg1"}}}}}}}}}}});
+    REQUIRE(r.ok);
+    bool found = false;
+    for (const auto& p : r.body["ca"])
+        if (p["id"] == ca_block) {
+            found = true;
+            CHECK(p["conditions"]["users"]["excludeUsers"] == json::array({bg1}));
+        }
+    CHECK(found);
 }

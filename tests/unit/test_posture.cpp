@@ -377,6 +377,16 @@ TEST_CASE("posture: a persisting failure alerts once and its fix is announced on
     CHECK(diff(d4.next, evaluate(passing_input()), t0 + 50 * minute).changes.size() == 2);
 }
 
+TEST_CASE("posture: two instances with the same history raise the same alert ids", "[posture]") {
+    // Redundant instances check at different moments; PagerDuty must collapse their pages.
+    auto a = diff(posture_state{}, evaluate(broken_exclusion()), t0);
+    auto b = diff(posture_state{}, evaluate(broken_exclusion()), t0 + 7 * minute);
+    CHECK(alerts_of(a, t0)[0].id == alerts_of(b, t0 + 7 * minute)[0].id);
+    auto fa = diff(a.next, evaluate(passing_input()), t0 + 20 * minute);
+    auto fb = diff(b.next, evaluate(passing_input()), t0 + 21 * minute);
+    CHECK(alerts_of(fa, t0)[0].id == alerts_of(fb, t0)[0].id);
+}
+
 TEST_CASE("posture: a failure that changes its details alerts again with what changed",
           "[posture]") {
     auto d1 = diff(posture_state{}, evaluate(broken_exclusion()), t0);
@@ -400,7 +410,13 @@ TEST_CASE("posture: a deleted failing policy is announced as fixed", "[posture]"
     REQUIRE(d2.changes.size() == 2);
     CHECK(d2.changes[0].kind == change_kind::fixed);
     CHECK(d2.changes[0].result.subject == policy_block);
-    CHECK(alerts_of(d2, t0 + minute)[0].summary.find("no longer applies") == std::string::npos);
+    CHECK(d2.changes[0].vanished);
+    CHECK(alerts_of(d2, t0 + minute)[0].summary.find("no longer applies") != std::string::npos);
+    // Re-created with the same problem later: a new alert, not the old id.
+    auto d3 = diff(d2.next, evaluate(broken_exclusion()), t0 + 2 * minute);
+    REQUIRE(d3.changes.size() == 2);
+    CHECK(d3.changes[0].kind == change_kind::new_failure);
+    CHECK(alerts_of(d3, t0 + 2 * minute)[0].id != alerts_of(d1, t0)[0].id);
 }
 
 TEST_CASE("posture: cannot_check keeps an open failure and reports the permission once",
