@@ -408,3 +408,26 @@ TEST_CASE("lab posture control: bad input is refused and changes nothing", "[pos
         }
     CHECK(found);
 }
+
+TEST_CASE("posture checker: an off-host nextLink is refused and the check degrades", "[posture]") {
+    posture_fixture fx;
+    fx.set({{"page_size", 1}, {"next_link_host", "evil.example"}});
+    const auto rs = fx.check();
+    INFO(report(rs));
+    const auto* r = find(rs, posture::check_ca_excluded, "*");
+    REQUIRE(r != nullptr);
+    CHECK(r->st == posture::status::cannot_check);
+    CHECK_THAT(r->problem, Catch::Contains("another host"));
+    CHECK(r->permission.empty());  // not a permission problem: no degraded-check page
+    CHECK(find(rs, posture::check_group_membership, group)->st == posture::status::cannot_check);
+    CHECK(find(rs, posture::check_account_enabled, bg1)->st == posture::status::ok);
+}
+
+TEST_CASE("posture checker: a transient 503 is retried after Retry-After", "[posture]") {
+    posture_fixture fx;
+    fx.lab->set_faults({{"graph_status", 503}, {"graph_status_count", 1}});
+    const auto rs = fx.check();
+    INFO(report(rs));
+    CHECK(posture::all_pass(rs));
+    CHECK(fx.lab->stats()["status_faults"] == 1);
+}

@@ -116,6 +116,7 @@ void lab_posture::reset() {
     };
     deny_.clear();
     page_size_ = 0;
+    next_link_host_.clear();
 }
 
 bool lab_posture::owns(std::string_view path) {
@@ -160,8 +161,9 @@ lab_posture::answer lab_posture::handle(const std::string& path, const std::stri
             value.push_back(items[i]);
         a.body = {{"@odata.context", v1 + "$metadata#" + context}};
         if (end < items.size())
-            a.body["@odata.nextLink"] =
-                "https://" + host + path + "?" + link_query + "$skiptoken=" + std::to_string(end);
+            a.body["@odata.nextLink"] = "https://" +
+                                        (next_link_host_.empty() ? host : next_link_host_) + path +
+                                        "?" + link_query + "$skiptoken=" + std::to_string(end);
         a.body["value"] = std::move(value);
         return a;
     };
@@ -264,7 +266,7 @@ bool lab_posture::control(const json& spec, std::string& error) {
     lab_posture next = *this;
     for (const auto& [key, v] : spec.items()) {
         if (key != "reset" && key != "accounts" && key != "group_members" && key != "ca" &&
-            key != "deny" && key != "page_size") {
+            key != "deny" && key != "page_size" && key != "next_link_host") {
             error = "unknown key '" + key + "'";
             return false;
         }
@@ -361,6 +363,13 @@ bool lab_posture::control(const json& spec, std::string& error) {
         }
         next.page_size_ = it->get<int>();
     }
+    if (auto it = spec.find("next_link_host"); it != spec.end()) {
+        if (!it->is_string()) {
+            error = "'next_link_host' must be a string";
+            return false;
+        }
+        next.next_link_host_ = it->get<std::string>();
+    }
     *this = std::move(next);
     return true;
 }
@@ -378,7 +387,8 @@ json lab_posture::to_json() const {
             {"group_members", members_},
             {"ca", policies_},
             {"deny", deny_},
-            {"page_size", page_size_}};
+            {"page_size", page_size_},
+            {"next_link_host", next_link_host_}};
 }
 
 }  // namespace glasswatch::lab

@@ -20,6 +20,7 @@
 //          includeGroups / excludeGroups "bg1", "bg2", "admin", "bg_group" stand for their ids}}
 //   "deny": ["Policy.Read.All", ...]   permissions the app lacks ([] = none)
 //   "page_size": N                     members / policies per page (0 = all on one page)
+//   "next_link_host": "evil.example"   nextLinks point at another host ("" = off)
 // GET /lab/posture returns the state. Pure: no sockets, no clock; not thread-safe.
 #pragma once
 
@@ -71,6 +72,7 @@ private:
     std::vector<nlohmann::json> policies_;
     std::set<std::string> deny_;
     int page_size_ = 0;
+    std::string next_link_host_;
 };
 
 }  // namespace glasswatch::lab
