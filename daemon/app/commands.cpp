@@ -138,6 +138,11 @@ int cmd_check_config(const std::vector<std::string>& args) {
     std::printf("admin:    %s\n",
                 cfg->admin_listen.empty() ? "disabled" : cfg->admin_listen.c_str());
     auto warnings = core::check_config_warnings(*cfg, &file_mode);
+    if (cfg->posture.enabled && cfg->watch.groups.empty())
+        warnings.push_back({"watch.groups",
+                            "no break-glass group watched: the posture checks cannot verify its "
+                            "membership, and a Conditional Access exclusion through a group does "
+                            "not count as excluding the accounts"});
     if (cfg->graph.enabled && cfg->graph.max_requests_per_10s > 0) {
         // Every stream costs at least one request per poll; the reports API limit stretches the
         // cycle when there are more streams than the interval allows.

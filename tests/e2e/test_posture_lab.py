@@ -32,6 +32,10 @@ try:
     check('groups = ["%s"]' % info["bg_group"] in text, "the config watches the lab's break-glass group")
     cfg = wd.file("glasswatch.toml", text)
 
+    r = run([a.glasswatch, "check-config", cfg])
+    check(r.returncode == 0 and "posture:  every 3s" in r.stdout and "watch.groups" not in r.stdout,
+          "check-config summarises the posture checks (group watched: no warning)")
+
     def posture(*extra):
         return run([a.glasswatch, "posture", "--config", cfg, *extra], timeout=60)
 
