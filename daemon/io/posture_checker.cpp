@@ -26,7 +26,10 @@ constexpr int posture_requests_per_10s = 100;
 fetch_outcome outcome_of(const graph_fetch_result& r) {
     if (r.ok) return {fetch_state::ok, ""};
     if (r.stopped) return {fetch_state::failed, "stopped"};
-    if (r.status == 403) return {fetch_state::denied, r.error};
+    // A 403 is a missing permission only as Authorization_RequestDenied; the PIM endpoints of a
+    // tenant without an Entra ID P2 licence refuse with other codes (no PIM: not a permission).
+    if (r.status == 403 && (r.graph_code.empty() || r.graph_code == "Authorization_RequestDenied"))
+        return {fetch_state::denied, r.error};
     if (r.status == 404) return {fetch_state::not_found, r.error};
     return {fetch_state::failed, r.error};
 }

@@ -431,3 +431,14 @@ TEST_CASE("posture checker: a transient 503 is retried after Retry-After", "[pos
     CHECK(posture::all_pass(rs));
     CHECK(fx.lab->stats()["status_faults"] == 1);
 }
+
+TEST_CASE("posture checker: without a PIM licence an active assignment is permanent", "[posture]") {
+    posture_fixture fx;
+    fx.set({{"pim_licensed", false}});
+    auto rs = fx.check();
+    INFO(report(rs));
+    CHECK(posture::all_pass(rs));  // a licence refusal is not a missing permission
+    fx.set({{"accounts", {{"bg1", {{"role", "removed"}}}}}});
+    rs = fx.check();
+    CHECK(find(rs, posture::check_global_admin, bg1)->st == posture::status::fail);
+}

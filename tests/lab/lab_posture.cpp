@@ -117,6 +117,7 @@ void lab_posture::reset() {
     deny_.clear();
     page_size_ = 0;
     next_link_host_.clear();
+    pim_licensed_ = true;
 }
 
 bool lab_posture::owns(std::string_view path) {
@@ -211,6 +212,9 @@ lab_posture::answer lab_posture::handle(const std::string& path, const std::stri
         return error(400, "BadRequest",
                      "Invalid filter clause: only principalId eq '<id>' is supported here.");
     const std::string collection = seg[3];
+    if (!pim_licensed_ && !iequals(collection, "roleAssignments"))
+        return error(403, "AadPremiumLicenseRequired",
+                     "The tenant needs an AAD Premium 2 license.");
     std::vector<json> items;
     const json ga_schedule_start = {{"startDateTime", "2025-01-10T08:00:00Z"},
                                     {"recurrence", nullptr}};
@@ -266,7 +270,8 @@ bool lab_posture::control(const json& spec, std::string& error) {
     lab_posture next = *this;
     for (const auto& [key, v] : spec.items()) {
         if (key != "reset" && key != "accounts" && key != "group_members" && key != "ca" &&
-            key != "deny" && key != "page_size" && key != "next_link_host") {
+            key != "deny" && key != "page_size" && key != "next_link_host" &&
+            key != "pim_licensed") {
             error = "unknown key '" + key + "'";
             return false;
         }
@@ -370,6 +375,13 @@ bool lab_posture::control(const json& spec, std::string& error) {
         }
         next.next_link_host_ = it->get<std::string>();
     }
+    if (auto it = spec.find("pim_licensed"); it != spec.end()) {
+        if (!it->is_boolean()) {
+            error = "'pim_licensed' must be a boolean";
+            return false;
+        }
+        next.pim_licensed_ = it->get<bool>();
+    }
     *this = std::move(next);
     return true;
 }
@@ -388,7 +400,8 @@ json lab_posture::to_json() const {
             {"ca", policies_},
             {"deny", deny_},
             {"page_size", page_size_},
-            {"next_link_host", next_link_host_}};
+            {"next_link_host", next_link_host_},
+            {"pim_licensed", pim_licensed_}};
 }
 
 }  // namespace glasswatch::lab

@@ -21,6 +21,8 @@
 //   "deny": ["Policy.Read.All", ...]   permissions the app lacks ([] = none)
 //   "page_size": N                     members / policies per page (0 = all on one page)
 //   "next_link_host": "evil.example"   nextLinks point at another host ("" = off)
+//   "pim_licensed": false              the PIM schedule endpoints answer 403
+//                                      AadPremiumLicenseRequired (a tenant without P2)
 // GET /lab/posture returns the state. Pure: no sockets, no clock; not thread-safe.
 #pragma once
 
@@ -73,6 +75,7 @@ private:
     std::set<std::string> deny_;
     int page_size_ = 0;
     std::string next_link_host_;
+    bool pim_licensed_ = true;
 };
 
 }  // namespace glasswatch::lab
