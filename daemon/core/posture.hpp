@@ -103,9 +103,10 @@ struct posture_input {
 
 // ---- parsing Graph bodies ------------------------------------------------------------------
 
+// One user object (fills everything but `fetch`). False (and `error`) when it is not one.
+bool parse_user(std::string_view body, user_info& out, std::string& error);
 // A Graph collection page: appends the objects of "value" and returns the @odata.nextLink in
 // `next_link` ("" on the last page). False (and `error`) when the body is not such a page.
-bool parse_user(std::string_view body, user_info& out, std::string& error);
 bool parse_role_page(std::string_view body, std::vector<role_assignment>& out,
                      std::string& next_link, std::string& error);
 bool parse_members_page(std::string_view body, std::vector<std::string>& out,
