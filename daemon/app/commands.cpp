@@ -24,8 +24,10 @@
 #include "core/routing.hpp"
 #include "io/delivery.hpp"
 #include "io/logging.hpp"
+#include "io/posture_checker.hpp"
 #include "io/runtime.hpp"
 #include "io/store.hpp"
+#include "io/token_provider.hpp"
 
 namespace glasswatch::app {
 
@@ -123,10 +125,24 @@ int cmd_check_config(const std::vector<std::string>& args) {
                     std::string(core::to_string(s.min_severity)).c_str(),
                     s.rules.empty() ? ", all rules" : "");
     }
+    if (cfg->posture.enabled)
+        std::printf(
+            "posture:  every %s: %zu account(s), %zu group(s) expecting %zu member(s), "
+            "Conditional Access\n",
+            core::format_duration(cfg->posture.interval.count() * 1000).c_str(),
+            cfg->watch.accounts.size(), cfg->watch.groups.size(),
+            cfg->posture.group_members.size());
+    else
+        std::printf("posture:  disabled\n");
     std::printf("state:    %s\n", cfg->state_directory.c_str());
     std::printf("admin:    %s\n",
                 cfg->admin_listen.empty() ? "disabled" : cfg->admin_listen.c_str());
     auto warnings = core::check_config_warnings(*cfg, &file_mode);
+    if (cfg->posture.enabled && cfg->watch.groups.empty())
+        warnings.push_back({"watch.groups",
+                            "no break-glass group watched: the posture checks cannot verify its "
+                            "membership, and a Conditional Access exclusion through a group does "
+                            "not count as excluding the accounts"});
     if (cfg->graph.enabled && cfg->graph.max_requests_per_10s > 0) {
         // Every stream costs at least one request per poll; the reports API limit stretches the
         // cycle when there are more streams than the interval allows.
@@ -497,6 +513,88 @@ int cmd_evidence(const std::vector<std::string>& args) {
         std::puts(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     }
     return exit_ok;
+}
+
+int cmd_posture(const std::vector<std::string>& args) {
+    std::string path;
+    bool as_json = false;
+    int timeout_s = 120;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--config" && i + 1 < args.size())
+            path = args[++i];
+        else if (args[i] == "--json")
+            as_json = true;
+        else if (args[i] == "--timeout" && i + 1 < args.size() &&
+                 std::atoi(args[i + 1].c_str()) > 0)
+            timeout_s = std::atoi(args[++i].c_str());
+        else {
+            std::fprintf(stderr, "posture: unexpected argument '%s'\n", args[i].c_str());
+            return exit_usage;
+        }
+    }
+    if (path.empty()) path = default_config_path;
+    auto cfg = load_config_file(path);
+    if (!cfg) return exit_config;
+    if (!cfg->graph.enabled) {
+        std::fprintf(stderr,
+                     "posture: the checks read Microsoft Graph; %s has no enabled "
+                     "[sources.graph]\n",
+                     path.c_str());
+        return exit_config;
+    }
+    io::init_logging(cfg->log_level == "info" ? "warn" : cfg->log_level);
+    namespace asio = boost::asio;
+    io::thread_pair threads;
+    io::https_client_options ho;
+    ho.ca_file = cfg->graph.ca_file;
+    ho.proxy = cfg->graph.proxy;
+    ho.request_timeout = cfg->graph.request_timeout;
+    io::https_client http(threads.main().get_executor(), ho);
+    std::string err;
+    auto tokens = io::token_provider::create(http, *cfg, err);
+    if (!tokens) {
+        std::fprintf(stderr, "posture: %s\n", err.c_str());
+        return exit_config;
+    }
+    io::posture_checker checker(http, *tokens, *cfg);
+    std::vector<core::posture::check_result> results;
+    bool done = false, timed_out = false;
+    asio::steady_timer* guard_timer = nullptr;
+    // Every request has its own deadline; this bounds the whole run (retries included).
+    auto guard = [&]() -> asio::awaitable<void> {
+        asio::steady_timer g(threads.main());
+        guard_timer = &g;
+        g.expires_after(std::chrono::seconds(timeout_s));
+        boost::system::error_code ec;
+        co_await g.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        guard_timer = nullptr;
+        if (!done) {
+            timed_out = true;
+            checker.stop();
+        }
+    };
+    auto once = [&]() -> asio::awaitable<void> {
+        asio::steady_timer t(threads.main());
+        results = co_await checker.check_once(t);
+        done = true;
+        if (guard_timer) guard_timer->cancel();
+    };
+    asio::co_spawn(threads.main(), guard(), [](std::exception_ptr) {});
+    asio::co_spawn(threads.main(), once(), [](std::exception_ptr e) {
+        if (e) spdlog::critical("posture: stopped by a bug");
+    });
+    threads.run_main();
+    threads.finish();
+    if (!done || timed_out) {
+        std::fprintf(stderr, "posture: not finished within %ds\n", timeout_s);
+        return exit_failure;
+    }
+    const core::micros now = io::wall_now();
+    if (as_json)
+        std::printf("%s\n", core::posture::render_json(results, now).c_str());
+    else
+        std::fputs(core::posture::render_text(results).c_str(), stdout);
+    return core::posture::all_pass(results) ? exit_ok : exit_failure;
 }
 
 int cmd_run(const std::vector<std::string>& args) {

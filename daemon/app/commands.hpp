@@ -22,6 +22,7 @@ int cmd_test_alert(const std::vector<std::string>& args);
 int cmd_evidence(const std::vector<std::string>& args);
 int cmd_drill(const std::vector<std::string>& args);   // ops_commands.cpp
 int cmd_status(const std::vector<std::string>& args);  // ops_commands.cpp
+int cmd_posture(const std::vector<std::string>& args);
 
 // Reads and validates a config file, printing every error to stderr. nullopt on failure.
 std::optional<core::config> load_config_file(const std::string& path);

@@ -20,6 +20,7 @@
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
 #include "io/monitor.hpp"
+#include "io/posture_checker.hpp"
 #include "io/runtime.hpp"
 #include "io/store.hpp"
 #include "io/token_provider.hpp"
@@ -91,6 +92,10 @@ int run_daemon(const core::config& cfg) {
         }
         graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
     }
+    // Posture checks share the Graph client and token, not the poller's request budget.
+    std::unique_ptr<io::posture_checker> posture;
+    if (cfg.posture.enabled && tokens)
+        posture = std::make_unique<io::posture_checker>(*graph_http, *tokens, cfg);
 
     // The tripwire, heartbeat, drills and the admin endpoints' view of the daemon.
     io::monitor mon(rt, cfg, actx, ingest, delivery, pipeline);
@@ -157,7 +162,8 @@ int run_daemon(const core::config& cfg) {
             spdlog::info("admin endpoints on http://{}/ (healthz, readyz, metrics)",
                          cfg.admin_listen);
         }
-        int running = (graph ? 2 : 1) + 1 + (admin ? 1 : 0);  // delivery, graph, monitor, admin
+        int running = 2 + (graph ? 1 : 0) + (posture ? 1 : 0) +
+                      (admin ? 1 : 0);  // delivery, monitor (+ poller, posture, admin)
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
             if (--running == 0) {
@@ -172,6 +178,7 @@ int run_daemon(const core::config& cfg) {
             sd_notify(0, "STOPPING=1");
             stopping = true;
             if (graph) graph->stop();
+            if (posture) posture->stop();
             delivery.stop();
             mon.stop();
             if (admin) admin->stop();
@@ -194,6 +201,9 @@ int run_daemon(const core::config& cfg) {
         if (admin)
             asio::co_spawn(main_ctx, admin->run(),
                            [&](std::exception_ptr e) { finished("admin server", e); });
+        if (posture)
+            asio::co_spawn(main_ctx, posture->run(rt, ingest),
+                           [&](std::exception_ptr e) { finished("posture checker", e); });
 
         // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
         // stops the pings and systemd restarts the service.

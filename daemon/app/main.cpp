@@ -46,6 +46,13 @@ commands:
   status [--config FILE]       summary of the running daemon from its admin endpoint
                                (sources, sinks, outbox, alerts, firing tripwires); exit 1
                                when not ready or not running
+  posture [--config FILE] [--json] [--timeout SECONDS]
+                               run the break-glass posture checks once over Graph (accounts
+                               exist, enabled, cloud-only, permanent Global Administrator;
+                               group membership; Conditional Access exclusions) and print a
+                               report (human, or one JSON object); exit 0 only when every
+                               check passes, 1 when one fails or cannot be checked (e.g.
+                               "cannot check: missing permission Policy.Read.All")
   version                      print the version
   help                         this text
 
@@ -53,8 +60,9 @@ options:
   --config FILE                configuration (default /etc/glasswatch/glasswatch.toml)
 
 exit codes:
-  0  success (check-config: valid, possibly with warnings; replay: processed)
-  1  runtime failure (I/O error, a sink refused a --send delivery, interrupted)
+  0  success (check-config: valid, possibly with warnings; replay: processed; posture: all pass)
+  1  runtime failure (I/O error, a sink refused a --send delivery, interrupted;
+     posture: a check failed or could not be run)
   2  usage error (unknown command or option)
   3  configuration invalid (every problem is printed as FILE:LINE: KEY: MESSAGE)
   4  state store unusable (corrupt, newer schema, unwritable) — never silently reset
@@ -96,6 +104,7 @@ int main(int argc, char** argv) {
     if (cmd == "evidence") return glasswatch::app::cmd_evidence(args);
     if (cmd == "drill") return glasswatch::app::cmd_drill(args);
     if (cmd == "status") return glasswatch::app::cmd_status(args);
+    if (cmd == "posture") return glasswatch::app::cmd_posture(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }

@@ -1196,6 +1196,35 @@ void parse_heartbeat(table_reader& root, config& c, parse_state& st) {
     r.finish();
 }
 
+// After [watch] and [sources]: the defaults derive from both.
+void parse_posture(table_reader& root, config& c, parse_state& st) {
+    posture_config& p = c.posture;
+    p.enabled = c.graph.enabled;
+    const toml::table* t = root.get_table("posture");
+    if (t != nullptr) {
+        table_reader r(st.errors, *t, "posture");
+        const bool enabled_given = r.get_bool("enabled", p.enabled);
+        if (enabled_given && p.enabled && !c.graph.enabled) {
+            r.error_at("enabled", *r.take("enabled"),
+                       "posture checks read Microsoft Graph: enable [sources.graph] (its app "
+                       "registration needs the permissions listed in README \"Posture checks\")");
+        }
+        r.get_seconds("interval", p.interval, seconds{1});
+        const toml::node* members = r.take("group_members");
+        read_guid_list(r, "group_members", p.group_members, st);
+        if (members != nullptr && members->is_array() && members->as_array()->empty()) {
+            r.error_at("group_members", *members,
+                       "must list at least one object id (omit it to expect the watched "
+                       "accounts)");
+        }
+        r.finish();
+    }
+    if (p.group_members.empty()) {
+        for (const auto& a : c.watch.accounts)
+            p.group_members.push_back(a.object_id);
+    }
+}
+
 // "127.x.y.z:port" or "[::1]:port". Host names are refused: "localhost" can resolve elsewhere.
 bool is_loopback_listen(std::string_view s) {
     std::string_view host;
@@ -1287,6 +1316,7 @@ config_result build(const toml::table& root_table) {
     parse_sinks(root, c, st);
     parse_tripwire(root, c, st);
     parse_heartbeat(root, c, st);
+    parse_posture(root, c, st);
     parse_small_sections(root, c, st);
     root.finish();
     check_watchlist_ids(c, st);

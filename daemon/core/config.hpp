@@ -148,6 +148,15 @@ struct heartbeat_config {
     std::string ca_file;  // optional CA bundle (PEM) instead of the system trust store
 };
 
+// [posture]: the periodic check that the break-glass setup is still sound (README "Posture
+// checks"). Reads Graph with the [sources.graph] app registration.
+struct posture_config {
+    bool enabled = false;   // default: true when [sources.graph] is enabled
+    seconds interval{900};  // between checks, default 15 min
+    // Exactly who must be in each watched group (watch.groups); default: the watched accounts.
+    std::vector<std::string> group_members;  // lower-case GUIDs
+};
+
 struct config {
     // [tenant]
     std::string tenant_id;    // lower-case GUID
@@ -160,6 +169,7 @@ struct config {
     std::vector<sink_config> sinks;
     tripwire_config tripwire;
     heartbeat_config heartbeat;
+    posture_config posture;
 
     // [state]
     std::string state_directory = "/var/lib/glasswatch";

@@ -15,40 +15,25 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr int max_pages_per_poll = 10000;     // a bound on one paging run
-constexpr int max_attempts_per_request = 12;  // throttling/5xx retries before the poll gives up
+constexpr int max_pages_per_poll = 10000;  // a bound on one paging run
 }  // namespace
 
 graph_poller::graph_poller(runtime& rt, https_client& http, token_provider& tokens,
                            core::pipeline& pipeline, ingestor& ingest, const core::config& cfg)
     : rt_(rt),
-      http_(http),
-      tokens_(tokens),
       pipeline_(pipeline),
       ingest_(ingest),
       cfg_(cfg),
-      base_(cfg.graph.graph_base_url.empty() ? core::default_graph_base_url(cfg.cloud)
-                                             : cfg.graph.graph_base_url),
-      limiter_(cfg.graph.max_requests_per_10s, 10LL * 1000000) {
-    while (!base_.empty() && base_.back() == '/')
-        base_.pop_back();
-    url_parts u;
-    if (parse_url(base_, u)) graph_host_ = u.host;
+      graph_(http, tokens,
+             cfg.graph.graph_base_url.empty() ? core::default_graph_base_url(cfg.cloud)
+                                              : cfg.graph.graph_base_url,
+             cfg.graph.max_requests_per_10s) {
     backoff_.initial = 2s;
     backoff_.max = 120s;
 }
 
 void graph_poller::stop() {
-    stopping_ = true;
-    if (timer_) timer_->cancel();
-}
-
-asio::awaitable<bool> graph_poller::sleep_for(std::chrono::milliseconds d) {
-    if (stopping_ || !timer_) co_return false;
-    timer_->expires_after(d);
-    boost::system::error_code ec;
-    co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    co_return !stopping_;
+    graph_.stop();
 }
 
 void graph_poller::fail(const std::string& error) {
@@ -63,11 +48,11 @@ void graph_poller::fail(const std::string& error) {
 
 asio::awaitable<void> graph_poller::run() {
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer_ = &timer;
+    graph_.attach(&timer);
     struct forget {
-        asio::steady_timer*& t;
-        ~forget() { t = nullptr; }
-    } forget_timer{timer_};
+        graph_fetcher& g;
+        ~forget() { g.attach(nullptr); }
+    } forget_timer{graph_};
     if (!loaded_) {
         auto load = [](store& db) { return db.load_checkpoints("graph:"); };
         auto saved = co_await rt_.on_store(std::move(load));
@@ -84,17 +69,17 @@ asio::awaitable<void> graph_poller::run() {
         }
         loaded_ = true;
     }
-    spdlog::info("graph: polling {} every {}s ({} stream(s), lookback {}s)", base_,
+    spdlog::info("graph: polling {} every {}s ({} stream(s), lookback {}s)", graph_.base(),
                  cfg_.graph.poll_interval.count(), cfg_.graph.kinds.size(),
                  cfg_.graph.lookback.count());
     int failures = 0;
-    while (!stopping_) {
+    while (!graph_.stopping()) {
         bool all_ok = true;
         for (auto kind : cfg_.graph.kinds) {
-            if (stopping_) break;
+            if (graph_.stopping()) break;
             if (!co_await poll_stream(kind)) all_ok = false;
         }
-        if (stopping_) break;
+        if (graph_.stopping()) break;
         ++health_.polls;
         std::chrono::milliseconds wait = cfg_.graph.poll_interval;
         if (all_ok) {
@@ -107,7 +92,7 @@ asio::awaitable<void> graph_poller::run() {
             ++failures;
             wait = std::max(wait, core::backoff_delay(backoff_, failures, rt_.jitter()));
         }
-        if (!co_await sleep_for(wait)) break;
+        if (!co_await graph_.sleep_for(wait)) break;
     }
     spdlog::info("graph: stopped");
 }
@@ -119,8 +104,8 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     const core::micros from = cur.cursor == 0
                                   ? started - cfg_.graph.initial_lookback.count() * 1000000LL
                                   : cur.cursor - lookback;
-    std::string url =
-        core::build_poll_url(base_, kind, from, pipeline_.watched(), cfg_.graph.full_stream);
+    std::string url = core::build_poll_url(graph_.base(), kind, from, pipeline_.watched(),
+                                           cfg_.graph.full_stream);
     core::body_origin origin;
     origin.source = "graph";
     origin.hint = kind == core::graph_kind::audit ? core::record_hint::graph_audit
@@ -139,7 +124,7 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
                  ": @odata.nextLink loops; cursor kept");
             co_return false;
         }
-        fetch_result page_res = co_await fetch(url);
+        graph_fetch_result page_res = co_await fetch(url);
         if (page_res.stopped) co_return false;
         if (!page_res.ok) {
             fail("graph " + std::string(core::stream_name(kind)) + ": " + page_res.error);
@@ -172,12 +157,12 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
         }
         url.clear();
         if (!out.next_link.empty()) {
-            if (!core::same_origin(out.next_link, base_)) {
+            if (!core::same_origin(out.next_link, graph_.base())) {
                 ++health_.refused_next_links;
                 fail(
                     "graph " + std::string(core::stream_name(kind)) +
                     ": refused an @odata.nextLink to another host (the bearer token never leaves " +
-                    graph_host_ + "); cursor kept");
+                    graph_.host() + "); cursor kept");
                 co_return false;
             }
             url = out.next_link;
@@ -198,85 +183,13 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     co_return true;
 }
 
-asio::awaitable<graph_poller::fetch_result> graph_poller::fetch(const std::string& url) {
-    fetch_result r;
-    bool renewed = false;
-    for (int attempt = 1; attempt <= max_attempts_per_request; ++attempt) {
-        if (stopping_) {
-            r.stopped = true;
-            co_return r;
-        }
-        // Pace requests: never more than max_requests_per_10s in any 10 s window.
-        core::micros now = wall_now();
-        core::micros at = limiter_.next_allowed(now);
-        if (at > now && !co_await sleep_for(std::chrono::milliseconds((at - now) / 1000 + 1))) {
-            r.stopped = true;
-            co_return r;
-        }
-        token_result tok = co_await tokens_.get();
-        health_.token = tok.failure;
-        if (!tok.ok()) {
-            r.error = tok.message;
-            co_return r;
-        }
-        http_request req;
-        req.url = url;
-        req.bearer_token = tok.token;
-        req.token_host = graph_host_;
-        req.headers.push_back({"Accept", "application/json"});
-        limiter_.record(wall_now());
-        ++health_.requests;
-        http_result res = co_await http_.request(std::move(req));
-        if (!res.ok()) {
-            r.error = std::string(to_string(res.error)) + ": " + res.message;
-            if (!is_transient(res.error)) co_return r;
-            if (!co_await sleep_for(core::backoff_delay(backoff_, attempt, rt_.jitter()))) {
-                r.stopped = true;
-                co_return r;
-            }
-            continue;
-        }
-        const int status = res.response.status;
-        if (status == 200) {
-            r.ok = true;
-            r.body = std::move(res.response.body);
-            co_return r;
-        }
-        if (status == 401 && !renewed) {
-            // Expired or revoked mid-stream: one renewal, then the same page again.
-            ++health_.unauthorized;
-            renewed = true;
-            tokens_.invalidate();
-            continue;
-        }
-        std::string graph_code;
-        {
-            auto pos = res.response.body.find("\"code\"");
-            if (pos != std::string::npos) {
-                auto q1 = res.response.body.find('"', res.response.body.find(':', pos) + 1);
-                auto q2 = q1 == std::string::npos ? q1 : res.response.body.find('"', q1 + 1);
-                if (q2 != std::string::npos)
-                    graph_code =
-                        res.response.body.substr(q1 + 1, std::min<std::size_t>(q2 - q1 - 1, 80));
-            }
-        }
-        r.error = "HTTP " + std::to_string(status) + (graph_code.empty() ? "" : " " + graph_code);
-        if (status == 429 || status == 503 || status == 500 || status == 502 || status == 504 ||
-            status == 408) {
-            if (status == 429) ++health_.throttled;
-            auto ra = core::parse_retry_after(res.response.header("retry-after"), wall_now());
-            auto delay = core::backoff_delay(backoff_, attempt, rt_.jitter(), ra);
-            spdlog::debug("graph: {} on {}, retrying in {}", r.error, url.substr(0, url.find('?')),
-                          core::format_duration(delay.count()));
-            if (!co_await sleep_for(delay)) {
-                r.stopped = true;
-                co_return r;
-            }
-            continue;
-        }
-        // 400/403/404...: retrying the same request cannot help (permission, license, query).
-        co_return r;
-    }
+asio::awaitable<graph_fetch_result> graph_poller::fetch(const std::string& url) {
+    graph_fetch_result r = co_await graph_.get(url);
+    const graph_fetch_counters& c = graph_.counters();
+    health_.requests = c.requests;
+    health_.throttled = c.throttled;
+    health_.unauthorized = c.unauthorized;
+    health_.token = c.token;
     co_return r;
 }
 

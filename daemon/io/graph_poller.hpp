@@ -22,6 +22,7 @@
 #include "core/config.hpp"
 #include "core/graph_query.hpp"
 #include "core/pipeline.hpp"
+#include "io/graph_fetch.hpp"
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
 #include "io/token_provider.hpp"
@@ -50,33 +51,22 @@ public:
     const source_health& health() const noexcept { return health_; }
 
 private:
-    struct fetch_result {
-        bool ok = false;
-        bool stopped = false;
-        std::string body;
-        std::string error;
-    };
     boost::asio::awaitable<bool> poll_stream(core::graph_kind kind);
-    boost::asio::awaitable<fetch_result> fetch(const std::string& url);
-    boost::asio::awaitable<bool> sleep_for(std::chrono::milliseconds d);  // false when stopped
+    // One GET through the shared fetch discipline; copies its counters into health_.
+    boost::asio::awaitable<graph_fetch_result> fetch(const std::string& url);
     void fail(const std::string& error);
 
     runtime& rt_;
-    https_client& http_;
-    token_provider& tokens_;
     core::pipeline& pipeline_;
     ingestor& ingest_;
     const core::config& cfg_;
-    std::string base_;        // Graph base URL
-    std::string graph_host_;  // bearer tokens go to this host only
-    core::rate_limiter limiter_;
+    // Pacing, tokens, 401 renewal and 429/5xx retries. Its timer lives in run()'s coroutine
+    // frame, not in this object: an io object must not outlive its io_context, and this poller
+    // may (see io::thread_pair).
+    graph_fetcher graph_;
     core::backoff_policy backoff_;
     std::map<core::graph_kind, core::graph_cursor> cursors_;
     bool loaded_ = false;
-    bool stopping_ = false;
-    // The sleep timer lives in run()'s coroutine frame, not in this object: an io object must not
-    // outlive its io_context, and this poller may (see io::thread_pair).
-    boost::asio::steady_timer* timer_ = nullptr;
     source_health health_;
 };
 

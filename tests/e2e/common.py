@@ -161,10 +161,13 @@ def graph_config(lab, state, alerts_file, poll="2s", auth="secret", extra=""):
         cred = f'client_secret_file = "{i["client_secret_file"]}"'
     else:
         cred = f'certificate_file = "{i["client_certificate_file"]}"\nprivate_key_file = "{i["client_key_file"]}"'
+    # The lab's break-glass group: posture checks count a CA exclusion through it only when it is watched.
+    groups = f'[watch]\ngroups = ["{i["bg_group"]}"]' if "bg_group" in i else ""
     return f"""
 [tenant]
 id = "{i['tenant_id']}"
 name = "contoso-lab"
+{groups}
 [[watch.accounts]]
 object_id = "0b7e3f1a-5c2d-4e8f-9a6b-1c2d3e4f5a6b"
 upn = "bg1@contoso.onmicrosoft.com"

@@ -155,6 +155,8 @@ graph_base_url = "{base}"
 client_id = "1a2b3c4d-5e6f-4a70-8b91-a2b3c4d5e6f7"
 client_secret_file = "{wd.path}/graph-secret"
 poll_interval = "1s"
+[posture]
+enabled = false
 [state]
 directory = "{state}"
 [admin]
@@ -191,7 +193,7 @@ signing_secret_file = "{wd.path}/whsec"
     check(wait_for(lambda: Fake.hooks, 30), "the break-glass sign-in from the fake Graph reached the webhook")
     check(wait_for(lambda: open(alerts).read().count("breakglass_signin") == 1, 10), "and the file sink")
     time.sleep(2)  # a few more poll cycles
-    pid = int(re.search(r"^(\d+) execve\(\"" + re.escape(binary) + r"\".*= 0$",
+    pid = int(re.search(r"^(\d+)\s+execve\(\"" + re.escape(binary) + r"\".*= 0$",
                         open(log).read(), re.M).group(1))
     os.kill(pid, signal.SIGTERM)
     check(daemon.wait(timeout=30) == 0, "daemon drained and exited 0 on SIGTERM")
@@ -202,13 +204,13 @@ signing_secret_file = "{wd.path}/whsec"
 
     # ---- what the daemon did ---------------------------------------------------------------------
     text = open(log).read()
-    start = re.search(r"^\d+ execve\(\"" + re.escape(binary) + r"\".*= 0$", text, re.M)
+    start = re.search(r"^\d+\s+execve\(\"" + re.escape(binary) + r"\".*= 0$", text, re.M)
     used, sockets = set(), set()
     for line in text[start.end():].splitlines():  # only glasswatch, not strace's setpriv before it
-        m = re.match(r"^\d+ ([a-z_0-9]+)\(", line)
+        m = re.match(r"^\d+\s+([a-z_0-9]+)\(", line)
         if m:
             used.add(m.group(1))
-        m = re.match(r"^\d+ socket\((AF_[A-Z0-9]+),.*= \d+$", line)
+        m = re.match(r"^\d+\s+socket\((AF_[A-Z0-9]+),.*= \d+$", line)
         if m:
             sockets.add(m.group(1))
     check(len(used) > 30, f"the trace holds {len(used)} distinct system calls")

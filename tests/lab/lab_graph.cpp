@@ -4,6 +4,7 @@
 #include "lab/lab_graph.hpp"
 
 #include "lab/lab_internal.hpp"
+#include "lab/lab_posture.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -190,6 +191,7 @@ struct lab_tenant::state {
     std::map<std::string, issued_token> tokens;
     std::map<std::string, std::deque<std::int64_t>> windows;  // client -> Graph request times
     fault_state faults;
+    lab_posture posture;  // the directory objects posture checks read
     stats_state st;
     std::uint64_t ratio_n = 0;
     // demo scenario
@@ -886,8 +888,10 @@ struct lab_tenant::state {
         return token;
     }
 
+    // `directory`: a posture endpoint (lab_posture), not an audit-log list: same token and fault
+    // handling, but not the reports API throttle.
     test::server_response graph(const test::server_request& req, const std::string& path, bool beta,
-                                log_kind kind, std::int64_t t) {
+                                log_kind kind, std::int64_t t, bool directory = false) {
         ++st.graph_requests;
         ++st.by_path[path];
         graph_ctx g;
@@ -904,7 +908,8 @@ struct lab_tenant::state {
         if (auth.size() > 7 && iequals(auth.substr(0, 7), "bearer ")) bearer = auth.substr(7);
         auto tok = bearer.empty() ? tokens.end() : tokens.find(bearer);
         const std::string client = tok != tokens.end() ? tok->second.client_id : "anonymous";
-        const std::size_t in_window = record_request(client, t);
+        // Directory reads (posture) are not the reports API: they do not count against its window.
+        const std::size_t in_window = directory ? 0 : record_request(client, t);
 
         for (const auto& [name, value] : parse_params(query_of(req)))
             if (iequals(name, "$filter")) st.last_filter[path] = value;
@@ -950,7 +955,7 @@ struct lab_tenant::state {
         }
 
         // The reports throttle (graph.md §2.6): throttled requests count against the window too.
-        if (faults.throttle_limit > 0 &&
+        if (!directory && faults.throttle_limit > 0 &&
             in_window > static_cast<std::size_t>(faults.throttle_limit)) {
             ++st.throttled;
             auto r = graph_error(429, "TooManyRequests", "Too many requests.", g);
@@ -962,6 +967,17 @@ struct lab_tenant::state {
             return graph_error(
                 405, "Request_BadRequest",
                 "The request method '" + req.method + "' is not allowed for this resource.", g);
+        if (directory) {
+            lab_posture::answer a = posture.handle(path, query_of(req), host);
+            if (a.status != 200) return graph_error(a.status, a.code, a.message, g);
+            test::server_response r;
+            r.status = 200;
+            r.body = a.body.dump();
+            r.content_type = "application/json;odata.metadata=minimal;odata.streaming=true";
+            graph_headers(r, g);
+            r.headers.emplace_back("OData-Version", "4.0");
+            return r;
+        }
 
         std::string code, why;
         auto q = parse_list_query(query_of(req), kind, code, why);
@@ -1109,6 +1125,14 @@ struct lab_tenant::state {
             st = stats_state{};
             return json_response(200, {{"ok", true}});
         }
+        if (post && path == "/lab/posture") {
+            if (!body_json(spec))
+                return json_response(400, {{"error", "the body is not valid JSON"}});
+            std::string why;
+            if (!posture.control(spec, why)) return json_response(400, {{"error", why}});
+            return json_response(200, posture.to_json());
+        }
+        if (get && path == "/lab/posture") return json_response(200, posture.to_json());
         if (get && path == "/lab/stats") return json_response(200, stats_json());
         if (get && path == "/lab/events") {
             bool bodies = false;
@@ -1148,6 +1172,8 @@ struct lab_tenant::state {
             if (seg.size() == 3 && iequals(seg[1], "auditLogs") &&
                 iequals(seg[2], "directoryAudits"))
                 return graph(req, path, beta, log_kind::audits, t);
+            if (!beta && lab_posture::owns(path))
+                return graph(req, path, beta, log_kind::sign_ins, t, /*directory=*/true);
             graph_ctx g;
             g.now = t;
             g.request_id = ids.guid();
@@ -1204,6 +1230,16 @@ lab_tenant::control_result lab_tenant::republish(const nlohmann::json& spec, std
 
 lab_tenant::control_result lab_tenant::set_faults(const nlohmann::json& faults) {
     return to_result(s_->set_faults(faults));
+}
+
+lab_tenant::control_result lab_tenant::set_posture(const nlohmann::json& spec) {
+    std::string why;
+    if (!s_->posture.control(spec, why)) return {false, json{{"error", why}}};
+    return {true, s_->posture.to_json()};
+}
+
+nlohmann::json lab_tenant::posture() const {
+    return s_->posture.to_json();
 }
 
 void lab_tenant::reset_faults() {

@@ -17,6 +17,8 @@
 //                         "target":"bg1"|"<guid>", "delay_s":N, "created_offset_s":N}
 //   POST /lab/republish  {"id":"...", "fields":{...}, "delay_s":N, "replace":false}
 //   POST /lab/faults     any of the keys listed at lab_tenant::set_faults
+//   POST /lab/posture    break / fix the directory posture checks read (see lab_posture.hpp)
+//   GET  /lab/posture
 //   POST /lab/reset_faults, POST /lab/reset_stats
 //   GET  /lab/stats, GET /lab/events[?bodies=1]
 // Every answer is {"id":...} or a JSON document; errors are {"error":"<why>"} with 400/404.
@@ -120,6 +122,9 @@ public:
     // Unknown keys or wrong types are rejected and nothing is changed.
     control_result set_faults(const nlohmann::json& faults);
     void reset_faults();
+    // POST /lab/posture: the posture endpoints' state (lab_posture.hpp). GET /lab/posture.
+    control_result set_posture(const nlohmann::json& spec);
+    nlohmann::json posture() const;
     nlohmann::json stats() const;
     nlohmann::json events(bool with_bodies) const;
 

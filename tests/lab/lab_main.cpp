@@ -32,6 +32,7 @@
 #include <string>
 
 #include "lab/lab_graph.hpp"
+#include "lab/lab_posture.hpp"
 #include "lab/lab_sinks.hpp"
 #include "support/https_server.hpp"
 
@@ -309,6 +310,12 @@ int main(int argc, char** argv) {
                      {"bg2", std::string(glasswatch::lab::ids::bg2)},
                      {"bg2_upn", std::string(glasswatch::lab::ids::bg2_upn)},
                      {"admin", std::string(glasswatch::lab::ids::admin)},
+                     {"bg_group", std::string(glasswatch::lab::posture_ids::bg_group)},
+                     {"ca_policies",
+                      {{"require_mfa", std::string(glasswatch::lab::posture_ids::ca_require_mfa)},
+                       {"block_legacy", std::string(glasswatch::lab::posture_ids::ca_block_legacy)},
+                       {"report_only", std::string(glasswatch::lab::posture_ids::ca_report_only)},
+                       {"disabled", std::string(glasswatch::lab::posture_ids::ca_disabled)}}},
                      {"scenario", a.scenario},
                      {"sinks",
                       {{"pagerduty_url", sink_url + "/v2/enqueue"},
