@@ -364,6 +364,8 @@ struct eventhub_source::session final : proton::messaging_handler {
             pm.body_ok = true;
         }
         pending.push_back(std::move(pm));
+        src.health_.max_uncommitted =
+            std::max(src.health_.max_uncommitted, pending.size() + src.committing_);
         src.notify();
     }
 
@@ -816,7 +818,9 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
     std::vector<checkpoint> checkpoints;
     for (const auto& [key, cp] : advance)
         checkpoints.push_back(checkpoint{key, core::encode_checkpoint(cp)});
+    committing_ = batch.size();
     commit_result cr = co_await ingest_.commit(std::move(findings), std::move(checkpoints));
+    committing_ = 0;
     if (!cr.ok) {
         ++health_.commit_failures;
         // Nothing advanced: the reconnect re-reads this batch from the last durable position.

@@ -93,6 +93,9 @@ struct eventhub_health {
     std::uint64_t auth_refused = 0, detached = 0, stolen = 0, busy = 0, phase_timeouts = 0;
     std::uint64_t messages = 0, batches = 0, commit_failures = 0, bad_bodies = 0;
     std::uint64_t token_puts = 0;
+    // Most messages ever held uncommitted (received, not yet durable): bounded by credit per
+    // partition, whatever the backlog.
+    std::size_t max_uncommitted = 0;
     std::vector<eventhub_partition_health> partitions;
     std::size_t stuck_partitions() const;
 };
@@ -159,6 +162,7 @@ private:
     bool stopping_ = false;
     bool signalled_ = false;
     bool drop_requested_ = false;
+    std::size_t committing_ = 0;  // messages in the store transaction under way
     int failures_in_row_ = 0;
     std::optional<core::amqp_error_class> failure_;  // of the current attempt
     std::string failure_text_;

@@ -21,6 +21,7 @@
 #include <proton/target.hpp>
 #include <proton/target_options.hpp>
 #include <proton/timestamp.hpp>
+#include <proton/tracker.hpp>
 #include <proton/transport.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -172,6 +173,9 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
     // stats
     std::uint64_t connections = 0, tokens_ok = 0, tokens_refused = 0, attaches = 0,
                   attaches_refused = 0, deliveries = 0, detached = 0, stolen = 0, mgmt_reads = 0;
+    // Deliveries sent but not yet accepted by the consumer, and the most there ever were: what
+    // the consumer's credit bounds.
+    std::int64_t unaccepted = 0, max_unaccepted = 0;
     std::deque<json> filters;  // the last attaches: address + expression + epoch
     std::deque<std::string> verdicts;
     std::deque<std::string> hostnames;
@@ -550,6 +554,11 @@ struct broker_conn final : proton::messaging_handler {
         reply(m, 200, "OK", proton::value(body));
     }
 
+    void on_tracker_accept(proton::tracker& t) override {
+        if (t.sender().source().address().find("/Partitions/") != std::string::npos)
+            --em->unaccepted;
+    }
+
     void on_sendable(proton::sender& s) override {
         for (auto& sub : em->subs)
             if (sub.link == s) em->deliver(sub);
@@ -602,6 +611,7 @@ void eventhub_emulator::impl::deliver(subscriber& s) {
                 proton::timestamp(e.enqueued_ms));
         s.link.send(m);
         ++deliveries;
+        max_unaccepted = std::max(max_unaccepted, ++unaccepted);
         s.last_activity = steady::now();
     }
 }
@@ -774,6 +784,7 @@ json eventhub_emulator::stats() const {
         {"detached", i.detached},
         {"stolen", i.stolen},
         {"management_reads", i.mgmt_reads},
+        {"max_unaccepted", i.max_unaccepted},
         {"filters", json(std::vector<json>(i.filters.begin(), i.filters.end()))},
         {"token_verdicts", json(std::vector<std::string>(i.verdicts.begin(), i.verdicts.end()))},
         {"hostnames", json(std::vector<std::string>(i.hostnames.begin(), i.hostnames.end()))},
