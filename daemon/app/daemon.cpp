@@ -15,6 +15,7 @@
 #include "app/commands.hpp"
 #include "core/pipeline.hpp"
 #include "io/delivery.hpp"
+#include "io/eventhub_source.hpp"
 #include "io/graph_poller.hpp"
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
@@ -89,6 +90,14 @@ int run_daemon(const core::config& cfg) {
         }
         graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
     }
+    std::unique_ptr<io::eventhub_source> eventhub;
+    if (cfg.eventhub.enabled) {
+        eventhub = std::make_unique<io::eventhub_source>(rt, pipeline, ingest, cfg);
+        if (!eventhub->ok()) {
+            spdlog::critical("{}", eventhub->error());
+            return exit_config;
+        }
+    }
 
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
     // grace period), then leave the loop. Rows not yet acknowledged stay pending in the outbox
@@ -100,7 +109,7 @@ int run_daemon(const core::config& cfg) {
         asio::steady_timer grace(main_ctx);
         asio::signal_set signals(main_ctx, SIGTERM, SIGINT);
         asio::steady_timer watchdog(main_ctx);
-        int running = graph ? 2 : 1;  // delivery (+ graph poller)
+        int running = 1 + (graph ? 1 : 0) + (eventhub ? 1 : 0);  // delivery + sources
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
             if (--running == 0) {
@@ -115,6 +124,7 @@ int run_daemon(const core::config& cfg) {
             sd_notify(0, "STOPPING=1");
             stopping = true;
             if (graph) graph->stop();
+            if (eventhub) eventhub->stop();
             delivery.stop();
             grace.expires_after(std::chrono::seconds(10));
             grace.async_wait([&](const boost::system::error_code& gec) {
@@ -131,6 +141,9 @@ int run_daemon(const core::config& cfg) {
         if (graph)
             asio::co_spawn(main_ctx, graph->run(),
                            [&](std::exception_ptr e) { finished("graph poller", e); });
+        if (eventhub)
+            asio::co_spawn(main_ctx, eventhub->run(),
+                           [&](std::exception_ptr e) { finished("eventhub source", e); });
 
         // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
         // stops the pings and systemd restarts the service.
