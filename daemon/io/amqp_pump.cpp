@@ -47,7 +47,7 @@ void amqp_pump::start(std::function<void(const std::string& why)> on_finished) {
 }
 
 void amqp_pump::read_more() {
-    if (done_ || reading_) return;
+    if (done_ || reading_ || frozen_) return;
     reading_ = true;
     auto self = shared_from_this();
     stream_->async_read_some(asio::buffer(rbuf_), [self](const boost::system::error_code& ec,
@@ -56,7 +56,7 @@ void amqp_pump::read_more() {
 
 void amqp_pump::on_read(const boost::system::error_code& ec, std::size_t n) {
     reading_ = false;
-    if (done_) return;
+    if (done_ || frozen_) return;
     if (ec) {
         if (transport_error_.empty())
             transport_error_ = is_eof(ec) ? "connection closed by the peer" : ec.message();
@@ -85,7 +85,7 @@ void amqp_pump::on_read(const boost::system::error_code& ec, std::size_t n) {
 }
 
 void amqp_pump::flush() {
-    if (done_ || writing_) return;
+    if (done_ || writing_ || frozen_) return;
     proton::io::const_buffer b = driver_.write_buffer();
     if (b.size == 0) return;
     wbuf_.assign(b.data, b.size);
@@ -108,7 +108,7 @@ void amqp_pump::flush() {
 }
 
 void amqp_pump::wake() {
-    if (done_ || in_wake_) return;
+    if (done_ || in_wake_ || frozen_) return;
     in_wake_ = true;
     driver_.tick(proton::timestamp(steady_ms()));
     const bool alive = driver_.dispatch();
@@ -136,6 +136,7 @@ void amqp_pump::arm_tick() {
 
 void amqp_pump::abort(const std::string& why) {
     if (done_) return;
+    frozen_ = false;
     if (transport_error_.empty()) transport_error_ = why;
     driver_.disconnected(proton::error_condition("amqp:connection:framing-error", why));
     stream_->close();

@@ -103,6 +103,9 @@ public:
     // Ends the connection at once (as if the network dropped it).
     void abort(const std::string& why);
     bool finished() const noexcept { return done_; }
+    // Stops moving bytes and running the engine while the socket stays open: a peer that hangs
+    // (fault injection in the lab; the other side's idle timeout must notice).
+    void freeze() noexcept { frozen_ = true; }
 
     std::uint64_t bytes_in() const noexcept { return bytes_in_; }
     std::uint64_t bytes_out() const noexcept { return bytes_out_; }
@@ -122,7 +125,7 @@ private:
     std::function<void(const std::string&)> on_finished_;
     std::array<char, 64 * 1024> rbuf_{};
     std::string wbuf_;
-    bool reading_ = false, writing_ = false, done_ = false, in_wake_ = false;
+    bool reading_ = false, writing_ = false, done_ = false, in_wake_ = false, frozen_ = false;
     std::string transport_error_;
     std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
 };

@@ -488,6 +488,7 @@ struct eventhub_source::session final : proton::messaging_handler {
 eventhub_source::eventhub_source(runtime& rt, core::pipeline& pipeline, ingestor& ingest,
                                  const core::config& cfg, eventhub_tuning tuning)
     : rt_(rt), pipeline_(pipeline), ingest_(ingest), cfg_(cfg), ec_(cfg.eventhub), tuning_(tuning) {
+    if (ec_.sasl == core::eventhub_sasl::plain) tuning_.sasl_plain = true;
     secret_result sec = read_secret(ec_.connection_string, cfg.allow_world_readable_secrets);
     if (!sec.value) {
         error_ = "eventhub connection string: " + sec.error;
@@ -685,7 +686,7 @@ asio::awaitable<void> eventhub_source::connect_once() {
     o.websocket = ec_.transport == core::eventhub_transport::websocket;
     o.proxy = ec_.proxy;
     o.phase_timeout = tuning_.phase_timeout;
-    auto on_phase = [this](const char* p) {
+    std::function<void(const char*)> on_phase = [this](const char* p) {
         const std::string_view ph = p;
         if (ph == "tls") set_phase(connection_phase::tls);
         if (ph == "websocket") set_phase(connection_phase::ws_upgrade);

@@ -287,7 +287,10 @@ asio::awaitable<void> sas_accepted(eh_env& e) {
     const bool ok = co_await e.wait_alerted(watched, 10s);
     CHECK(ok);
     predicate all_read = [&e] { return e.messages_total() >= 13; };
-    CHECK(co_await e.wait(all_read, 5s));
+    {
+        const bool held = co_await e.wait(all_read, 5s);
+        CHECK(held);
+    }
     // Exactly the watched events raised alerts; checkpoints cover the last message per partition.
     const auto got = co_await e.alerted();
     CHECK(got == watched);
@@ -330,13 +333,17 @@ asio::awaitable<void> token_refused(eh_env& e) {
     e.hub.publish(e.fx.body({{"user", "bg1"}}));
     e.start_source();
     predicate refused = [&e] { return e.health().auth_refused >= 2; };
-    CHECK(co_await e.wait(refused, 10s));
+    {
+        const bool held = co_await e.wait(refused, 10s);
+        CHECK(held);
+    }
     CHECK(e.health().connects == 0);
     CHECK(e.health().common.failing_since != 0);
     CHECK(e.health().common.last_error.find("refused") != std::string::npos);
     CHECK(e.health().common.last_error.find(sas_key) == std::string::npos);
     CHECK(e.health().common.last_error.find("SharedAccessSignature") == std::string::npos);
-    CHECK((co_await e.alerted()).empty());
+    const auto none = co_await e.alerted();
+    CHECK(none.empty());
     co_await e.stop_source();
 }
 
@@ -385,8 +392,14 @@ asio::awaitable<void> resume_after_restart(eh_env& e) {
     auto ids = publish_many(e, 40);
     e.start_source();
     predicate first = [&e] { return e.messages_total() == 40; };
-    CHECK(co_await e.wait(first, 10s));
-    CHECK(co_await e.wait_alerted(ids, 5s));
+    {
+        const bool held = co_await e.wait(first, 10s);
+        CHECK(held);
+    }
+    {
+        const bool held = co_await e.wait_alerted(ids, 5s);
+        CHECK(held);
+    }
     co_await e.stop_source();
     const auto cp0 = co_await e.checkpoint(0);
     const auto cp1 = co_await e.checkpoint(1);
@@ -396,8 +409,14 @@ asio::awaitable<void> resume_after_restart(eh_env& e) {
     auto more = publish_many(e, 30);
     e.start_source();
     predicate all = [&e] { return e.messages_total() >= 70; };
-    CHECK(co_await e.wait(all, 10s));
-    CHECK(co_await e.wait_alerted(more, 5s));
+    {
+        const bool held = co_await e.wait(all, 10s);
+        CHECK(held);
+    }
+    {
+        const bool held = co_await e.wait_alerted(more, 5s);
+        CHECK(held);
+    }
     co_await e.stop_source();
     CHECK(e.messages_total() == published(e));  // zero gaps, zero duplicates
     const std::string expected0 =
@@ -410,7 +429,8 @@ asio::awaitable<void> resume_after_restart(eh_env& e) {
         exprs.insert(f["expression"].get<std::string>());
     CHECK(exprs.count(expected0) == 1);
     CHECK(exprs.count(expected1) == 1);
-    CHECK((co_await e.alerted()).size() == ids.size() + more.size());
+    const auto all_alerts = co_await e.alerted();
+    CHECK(all_alerts.size() == ids.size() + more.size());
 }
 
 }  // namespace
@@ -433,9 +453,15 @@ asio::awaitable<void> first_start(eh_env& e) {
     e.hub.publish(e.fx.body({{"user", "admin"}}), 1, now_ms - 10 * 60 * 1000);
     e.start_source();
     std::set<std::string> want{new_id};
-    CHECK(co_await e.wait_alerted(want, 10s));
+    {
+        const bool held = co_await e.wait_alerted(want, 10s);
+        CHECK(held);
+    }
     predicate two = [&e] { return e.messages_total() >= 2; };
-    CHECK(co_await e.wait(two, 5s));
+    {
+        const bool held = co_await e.wait(two, 5s);
+        CHECK(held);
+    }
     co_await e.stop_source();
     CHECK(e.messages_total() == 2);
     const auto got = co_await e.alerted();
@@ -468,7 +494,10 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
     auto ids = publish_many(e, 20);
     e.start_source();
     predicate first = [&e] { return e.messages_total() >= 20; };
-    CHECK(co_await e.wait(first, 10s));
+    {
+        const bool held = co_await e.wait(first, 10s);
+        CHECK(held);
+    }
     const auto connects = e.health().connects;
     if (fault == "drop") e.hub.drop_connections();
     if (fault == "detach") e.hub.detach_links("amqp:link:detach-forced");
@@ -480,12 +509,21 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
     predicate back = [&e, connects] {
         return e.health().connects > connects && e.health().phase == io::connection_phase::running;
     };
-    CHECK(co_await e.wait(back, 10s));
+    {
+        const bool held = co_await e.wait(back, 10s);
+        CHECK(held);
+    }
     auto more = publish_many(e, 20);
     ids.insert(more.begin(), more.end());
-    CHECK(co_await e.wait_alerted(ids, 10s));
+    {
+        const bool held = co_await e.wait_alerted(ids, 10s);
+        CHECK(held);
+    }
     predicate all = [&e] { return e.messages_total() >= 40; };
-    CHECK(co_await e.wait(all, 10s));
+    {
+        const bool held = co_await e.wait(all, 10s);
+        CHECK(held);
+    }
     CHECK(e.health().failures >= 1);
     if (fault == "detach") CHECK(e.health().detached >= 1);
     if (fault == "steal") CHECK(e.health().stolen >= 1);
@@ -494,7 +532,8 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
     co_await e.stop_source();
     // Everything committed before the fault was not read again.
     CHECK(e.messages_total() <= published(e) + e.fx.cfg.eventhub.credit * 2);
-    CHECK((co_await e.alerted()).size() == ids.size());
+    const auto all_alerts = co_await e.alerted();
+    CHECK(all_alerts.size() == ids.size());
 }
 
 asio::awaitable<void> after_drop(eh_env& e) {
@@ -546,13 +585,22 @@ namespace {
 asio::awaitable<void> idle_detach(eh_env& e) {
     e.start_source();
     predicate detached = [&e] { return e.health().detached >= 1; };
-    CHECK(co_await e.wait(detached, 10s));
+    {
+        const bool held = co_await e.wait(detached, 10s);
+        CHECK(held);
+    }
     predicate back = [&e] { return e.health().phase == io::connection_phase::running; };
-    CHECK(co_await e.wait(back, 10s));
+    {
+        const bool held = co_await e.wait(back, 10s);
+        CHECK(held);
+    }
     std::string id;
     e.hub.publish(e.fx.body({{"user", "bg2"}}, &id));
     std::set<std::string> want{id};
-    CHECK(co_await e.wait_alerted(want, 10s));
+    {
+        const bool held = co_await e.wait_alerted(want, 10s);
+        CHECK(held);
+    }
     co_await e.stop_source();
 }
 
@@ -569,9 +617,15 @@ namespace {
 asio::awaitable<void> simple_stream(eh_env& e) {
     auto ids = publish_many(e, 12, 3);
     e.start_source();
-    CHECK(co_await e.wait_alerted(ids, 10s));
+    {
+        const bool held = co_await e.wait_alerted(ids, 10s);
+        CHECK(held);
+    }
     predicate all = [&e] { return e.messages_total() >= 12; };
-    CHECK(co_await e.wait(all, 5s));
+    {
+        const bool held = co_await e.wait(all, 5s);
+        CHECK(held);
+    }
     co_await e.stop_source();
     CHECK(e.messages_total() == 12);
 }
@@ -606,7 +660,10 @@ namespace {
 asio::awaitable<void> proxy_refused(eh_env& e) {
     e.start_source();
     predicate failed = [&e] { return e.health().failures >= 2; };
-    CHECK(co_await e.wait(failed, 10s));
+    {
+        const bool held = co_await e.wait(failed, 10s);
+        CHECK(held);
+    }
     CHECK(e.health().common.last_error.find("refused CONNECT") != std::string::npos);
     co_await e.stop_source();
 }
@@ -628,20 +685,29 @@ namespace {
 asio::awaitable<void> stuck_partition(eh_env& e) {
     e.start_source();
     predicate up = [&e] { return e.health().phase == io::connection_phase::running; };
-    CHECK(co_await e.wait(up, 10s));
+    {
+        const bool held = co_await e.wait(up, 10s);
+        CHECK(held);
+    }
     e.hub.stall(0, true);
     for (int i = 0; i < 3; ++i)
         e.hub.publish(e.fx.body({{"user", "admin"}}), 0);
     e.hub.publish(e.fx.body({{"user", "admin"}}), 1);
     predicate stuck = [&e] { return e.health().stuck_partitions() == 1; };
-    CHECK(co_await e.wait(stuck, 10s));
+    {
+        const bool held = co_await e.wait(stuck, 10s);
+        CHECK(held);
+    }
     for (const auto& p : e.health().partitions) {
         CHECK(p.stuck == (p.partition == "0"));
         if (p.partition == "0") CHECK(p.last_enqueued_sequence == 2);
     }
     e.hub.stall(0, false);
     predicate moving = [&e] { return e.health().stuck_partitions() == 0; };
-    CHECK(co_await e.wait(moving, 10s));
+    {
+        const bool held = co_await e.wait(moving, 10s);
+        CHECK(held);
+    }
     CHECK(e.messages_total() == 4);
     co_await e.stop_source();
 }
@@ -661,7 +727,10 @@ asio::awaitable<void> drain(eh_env& e) {
     const auto t0 = std::chrono::steady_clock::now();
     e.start_source();
     predicate all = [&e] { return e.messages_total() >= 2000; };
-    CHECK(co_await e.wait(all, 60s));
+    {
+        const bool held = co_await e.wait(all, 60s);
+        CHECK(held);
+    }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("eventhub drain: 2000 messages in %.2f s (%.0f msg/s, %llu batches)\n", s, 2000 / s,
                 static_cast<unsigned long long>(e.health().batches));
@@ -682,4 +751,68 @@ TEST_CASE("eventhub: drains a backlog in batches bounded by credit", "[eventhub]
     // before the dispositions of the same flush: at most 2 x credit per partition.
     CHECK(fx.final_stats["deliveries"].get<int>() == 2000);
     CHECK(fx.final_stats["max_unaccepted"].get<int>() <= 400);
+}
+
+namespace {
+
+// sasl = "plain" never falls back to ANONYMOUS: against a broker that offers only ANONYMOUS
+// (Debian's Proton cannot serve PLAIN) the connection fails in SASL and is retried; no token
+// is put and the key is not in the error.
+asio::awaitable<void> plain_refused(eh_env& e) {
+    e.start_source();
+    predicate failed = [&e] { return e.health().failures >= 2; };
+    {
+        const bool held = co_await e.wait(failed, 10s);
+        CHECK(held);
+    }
+    CHECK(e.health().connects == 0);
+    CHECK(e.health().token_puts == 0);
+    CHECK(e.health().common.last_error.find(sas_key) == std::string::npos);
+    co_await e.stop_source();
+}
+
+}  // namespace
+
+TEST_CASE("eventhub: SASL PLAIN is offered alone and never falls back", "[eventhub]") {
+    eh_fixture fx;
+    fx.cfg.eventhub.sasl = core::eventhub_sasl::plain;
+    fx.run(plain_refused);
+    CHECK(fx.final_stats["tokens_accepted"].get<int>() == 0);
+    CHECK(fx.final_stats["attaches"].get<int>() == 0);
+}
+
+namespace {
+
+// A broker that stops answering (no frames, not even heartbeats) with the socket still open:
+// the source's idle timeout notices, and it reconnects to a fresh connection.
+asio::awaitable<void> silent_peer(eh_env& e) {
+    auto ids = publish_many(e, 5, 5);
+    e.start_source();
+    {
+        const bool held = co_await e.wait_alerted(ids, 10s);
+        CHECK(held);
+    }
+    const auto connects = e.health().connects;
+    e.hub.freeze_connections();
+    predicate back = [&e, connects] { return e.health().connects > connects; };
+    {
+        const bool held = co_await e.wait(back, 15s);
+        CHECK(held);
+    }
+    auto more = publish_many(e, 5, 5);
+    {
+        const bool held = co_await e.wait_alerted(more, 10s);
+        CHECK(held);
+    }
+    co_await e.stop_source();
+    INFO(e.past.back().common.last_error);
+    CHECK(e.past.back().failures >= 1);
+}
+
+}  // namespace
+
+TEST_CASE("eventhub: a silent broker is detected by the idle timeout", "[eventhub]") {
+    eh_fixture fx;
+    fx.cfg.eventhub.idle_timeout = 1s;
+    fx.run(silent_peer);
 }

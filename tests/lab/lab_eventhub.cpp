@@ -146,7 +146,10 @@ std::string selector_of(const proton::source::filter_map& fm) {
 
 struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
     impl(asio::io_context& c, eventhub_options o)
-        : ctx(c), opts(std::move(o)), tls(ssl::context::tls_server), idle_timer(c) {
+        : ctx(c),
+          opts(std::move(o)),
+          tls(ssl::context::tls_server),
+          idle_timer(std::make_unique<asio::steady_timer>(c)) {
         if (opts.partitions < 1) opts.partitions = 1;
         for (const auto& h : opts.hubs) {
             hub_state hs;
@@ -165,9 +168,15 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
     ssl::context tls;
     std::map<std::string, hub_state> hubs;
     std::unique_ptr<tcp::acceptor> amqps, ws, plain;
+    std::uint16_t amqps_port = 0, ws_port = 0, plain_port = 0;
     std::vector<std::weak_ptr<io::amqp_pump>> pumps;
+    // A frozen connection has no operation pending that would keep it alive: held here until
+    // stop(), so its socket stays open and silent (what the peer's idle timeout must detect).
+    std::vector<std::shared_ptr<io::amqp_pump>> frozen;
     std::vector<subscriber> subs;
-    asio::steady_timer idle_timer;
+    // io objects are released by stop(): this impl may outlive the io_context (connections'
+    // handlers hold it), and an io object must not.
+    std::unique_ptr<asio::steady_timer> idle_timer;
     bool refuse = false, stopped = false;
     int busy = 0;
     // stats
@@ -204,6 +213,9 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
         if (opts.amqps) amqps = listen();
         if (opts.websocket) ws = listen();
         if (opts.plain) plain = listen();
+        if (amqps) amqps_port = amqps->local_endpoint().port();
+        if (ws) ws_port = ws->local_endpoint().port();
+        if (plain) plain_port = plain->local_endpoint().port();
         if (amqps) accept_loop(*amqps, 0);
         if (ws) accept_loop(*ws, 1);
         if (plain) accept_loop(*plain, 2);
@@ -270,9 +282,10 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
 
     // ---- idle links ----
     void arm_idle() {
-        idle_timer.expires_after(std::chrono::milliseconds(50));
+        if (!idle_timer) return;
+        idle_timer->expires_after(std::chrono::milliseconds(50));
         std::weak_ptr<impl> w = shared_from_this();
-        idle_timer.async_wait([w](const boost::system::error_code& ec) {
+        idle_timer->async_wait([w](const boost::system::error_code& ec) {
             auto self = w.lock();
             if (ec || !self || self->stopped) return;
             self->check_idle();
@@ -295,6 +308,7 @@ namespace {
 // The broker side of one AMQP connection.
 struct broker_conn final : proton::messaging_handler {
     explicit broker_conn(std::shared_ptr<eventhub_emulator::impl> i) : em(std::move(i)) {}
+    ~broker_conn() override;  // forgets this connection's subscribers
     std::shared_ptr<eventhub_emulator::impl> em;
     std::weak_ptr<io::amqp_pump> pump;
     std::map<std::string, proton::sender> replies;   // reply-to address -> our sender
@@ -572,6 +586,10 @@ struct broker_conn final : proton::messaging_handler {
     void on_error(const proton::error_condition&) override {}
 };
 
+broker_conn::~broker_conn() {
+    em->remove_subs(this);
+}
+
 }  // namespace
 
 void eventhub_emulator::impl::run_amqp(std::unique_ptr<io::byte_stream> stream) {
@@ -656,13 +674,13 @@ eventhub_emulator::~eventhub_emulator() {
 }
 
 std::uint16_t eventhub_emulator::amqps_port() const noexcept {
-    return impl_->amqps ? impl_->amqps->local_endpoint().port() : 0;
+    return impl_->amqps_port;
 }
 std::uint16_t eventhub_emulator::websocket_port() const noexcept {
-    return impl_->ws ? impl_->ws->local_endpoint().port() : 0;
+    return impl_->ws_port;
 }
 std::uint16_t eventhub_emulator::plain_port() const noexcept {
-    return impl_->plain ? impl_->plain->local_endpoint().port() : 0;
+    return impl_->plain_port;
 }
 const eventhub_options& eventhub_emulator::options() const noexcept {
     return impl_->opts;
@@ -704,6 +722,15 @@ void eventhub_emulator::drop_connections() {
         if (auto p = w.lock()) p->abort("dropped by fault injection");
 }
 
+void eventhub_emulator::freeze_connections() {
+    impl_->log("freezing every connection");
+    for (auto& w : impl_->pumps)
+        if (auto p = w.lock()) {
+            p->freeze();
+            impl_->frozen.push_back(p);
+        }
+}
+
 void eventhub_emulator::refuse_tokens(bool refuse) {
     impl_->refuse = refuse;
 }
@@ -737,8 +764,9 @@ void eventhub_emulator::busy_attaches(int count) {
 
 json eventhub_emulator::control(const json& req) {
     if (!req.is_object()) return {{"error", "expected a JSON object"}};
-    static const std::vector<std::string> known = {"drop",  "refuse_tokens",   "detach", "steal",
-                                                   "stall", "stall_partition", "busy",   "publish"};
+    static const std::vector<std::string> known = {"drop",   "freeze", "refuse_tokens",   "detach",
+                                                   "steal",  "stall",  "stall_partition", "busy",
+                                                   "publish"};
     for (const auto& [k, v] : req.items()) {
         if (std::find(known.begin(), known.end(), k) == known.end())
             return {{"error", "unknown key " + k}};
@@ -750,6 +778,7 @@ json eventhub_emulator::control(const json& req) {
     if (req.value("detach", false)) detach_links("amqp:link:detach-forced");
     if (req.value("steal", false)) detach_links("amqp:link:stolen");
     if (req.value("drop", false)) drop_connections();
+    if (req.value("freeze", false)) freeze_connections();
     if (req.contains("publish")) {
         const json& p = req["publish"];
         auto e = publish(p.value("body", std::string()), p.value("partition", -1));
@@ -797,7 +826,7 @@ void eventhub_emulator::stop() {
     boost::system::error_code ec;
     for (auto* a : {impl_->amqps.get(), impl_->ws.get(), impl_->plain.get()})
         if (a) a->close(ec);
-    impl_->idle_timer.cancel();
+    impl_->idle_timer->cancel();
     for (auto& w : impl_->pumps)
         if (auto p = w.lock()) p->abort("emulator stopped");
     impl_->subs.clear();

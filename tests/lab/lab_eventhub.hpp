@@ -76,13 +76,15 @@ public:
 
     // Faults.
     void drop_connections();
+    void freeze_connections();  // stop answering (and heartbeating) on every open connection
     void refuse_tokens(bool refuse);
     void detach_links(const std::string& condition = "amqp:link:detach-forced");
     void stall(int partition, bool stalled);
     void busy_attaches(int count);  // the next `count` partition attaches get server-busy
 
-    // The control API: {"drop":true, "refuse_tokens":bool, "detach":true, "steal":true,
-    // "stall_partition":N, "stall":bool, "busy":N, "publish":{"body":"...","partition":N}}.
+    // The control API: {"drop":true, "freeze":true, "refuse_tokens":bool, "detach":true,
+    // "steal":true, "stall_partition":N, "stall":bool, "busy":N,
+    // "publish":{"body":"...","partition":N}}.
     nlohmann::json control(const nlohmann::json& request);
     // Counters and what the broker saw (filters as received, token verdicts, ...).
     nlohmann::json stats() const;
