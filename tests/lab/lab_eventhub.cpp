@@ -829,7 +829,14 @@ void eventhub_emulator::stop() {
     impl_->idle_timer->cancel();
     for (auto& w : impl_->pumps)
         if (auto p = w.lock()) p->abort("emulator stopped");
+    impl_->frozen.clear();
     impl_->subs.clear();
+    // Released now, not when the last connection lets go of impl: that may happen after the
+    // io_context is gone, and an io object must not outlive it.
+    impl_->amqps.reset();
+    impl_->ws.reset();
+    impl_->plain.reset();
+    impl_->idle_timer.reset();
 }
 
 // ---- diagnostic-settings form -------------------------------------------------------------------
