@@ -816,3 +816,37 @@ TEST_CASE("eventhub: a silent broker is detected by the idle timeout", "[eventhu
     fx.cfg.eventhub.idle_timeout = 1s;
     fx.run(silent_peer);
 }
+
+namespace {
+
+// Tokens are put again before they expire, on the same connection, without disturbing the
+// receivers.
+asio::awaitable<void> token_renewal(eh_env& e) {
+    e.start_source();
+    predicate renewed = [&e] { return e.health().token_puts >= 3; };
+    {
+        const bool held = co_await e.wait(renewed, 15s);
+        CHECK(held);
+    }
+    std::string id;
+    e.hub.publish(e.fx.body({{"user", "bg1"}}, &id));
+    std::set<std::string> want{id};
+    {
+        const bool held = co_await e.wait_alerted(want, 10s);
+        CHECK(held);
+    }
+    CHECK(e.health().connects == 1);
+    CHECK(e.health().failures == 0);
+    co_await e.stop_source();
+}
+
+}  // namespace
+
+TEST_CASE("eventhub: the SAS token is renewed before it expires on the same connection",
+          "[eventhub]") {
+    eh_fixture fx;
+    fx.tuning.token_ttl = 2s;  // renewed every 1.8 s
+    fx.run(token_renewal);
+    CHECK(fx.final_stats["tokens_accepted"].get<int>() >= 3);
+    CHECK(fx.final_stats["connections"].get<int>() == 1);
+}
