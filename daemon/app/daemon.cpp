@@ -16,6 +16,7 @@
 #include "core/pipeline.hpp"
 #include "io/admin_server.hpp"
 #include "io/delivery.hpp"
+#include "io/eventhub_source.hpp"
 #include "io/graph_poller.hpp"
 #include "io/https_client.hpp"
 #include "io/ingest.hpp"
@@ -92,6 +93,14 @@ int run_daemon(const core::config& cfg) {
         }
         graph = std::make_unique<io::graph_poller>(rt, *graph_http, *tokens, pipeline, ingest, cfg);
     }
+    std::unique_ptr<io::eventhub_source> eventhub;
+    if (cfg.eventhub.enabled) {
+        eventhub = std::make_unique<io::eventhub_source>(rt, pipeline, ingest, cfg);
+        if (!eventhub->ok()) {
+            spdlog::critical("{}", eventhub->error());
+            return exit_config;
+        }
+    }
     // Posture checks share the Graph client and token, not the poller's request budget.
     std::unique_ptr<io::posture_checker> posture;
     if (cfg.posture.enabled && tokens)
@@ -118,6 +127,24 @@ int run_daemon(const core::config& cfg) {
                             return s;
                         },
                         [t] { return t->expires_at(); }});
+    }
+    if (eventhub) {
+        io::eventhub_source* e = eventhub.get();
+        mon.add_source({"eventhub",
+                        [e] {
+                            const io::eventhub_health& h = e->health();
+                            core::source_snapshot s;
+                            s.name = "eventhub";
+                            s.last_success = h.common.last_success;
+                            s.failing_since = h.common.failing_since;
+                            s.last_event_seen = h.common.last_event_seen;
+                            s.sees_whole_stream = true;  // every record of the categories streamed
+                            s.last_error = h.common.last_error;
+                            s.stuck = h.stuck_partitions() > 0;
+                            s.records = h.messages;
+                            return s;
+                        },
+                        {}});
     }
 
     // Stopping means draining: stop intake, let in-flight deliveries finish (bounded by the
@@ -162,8 +189,8 @@ int run_daemon(const core::config& cfg) {
             spdlog::info("admin endpoints on http://{}/ (healthz, readyz, metrics)",
                          cfg.admin_listen);
         }
-        int running = 2 + (graph ? 1 : 0) + (posture ? 1 : 0) +
-                      (admin ? 1 : 0);  // delivery, monitor (+ poller, posture, admin)
+        int running = 2 + (graph ? 1 : 0) + (eventhub ? 1 : 0) + (posture ? 1 : 0) +
+                      (admin ? 1 : 0);  // delivery, monitor (+ sources, posture, admin)
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
             if (--running == 0) {
@@ -179,6 +206,7 @@ int run_daemon(const core::config& cfg) {
             stopping = true;
             if (graph) graph->stop();
             if (posture) posture->stop();
+            if (eventhub) eventhub->stop();
             delivery.stop();
             mon.stop();
             if (admin) admin->stop();
@@ -204,6 +232,9 @@ int run_daemon(const core::config& cfg) {
         if (posture)
             asio::co_spawn(main_ctx, posture->run(rt, ingest),
                            [&](std::exception_ptr e) { finished("posture checker", e); });
+        if (eventhub)
+            asio::co_spawn(main_ctx, eventhub->run(),
+                           [&](std::exception_ptr e) { finished("eventhub source", e); });
 
         // The systemd watchdog is pinged from this loop at half its interval: a wedged loop
         // stops the pings and systemd restarts the service.

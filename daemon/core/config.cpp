@@ -838,6 +838,11 @@ void parse_eventhub(table_reader& r, eventhub_source_config& e) {
         {"websocket", eventhub_transport::websocket},
     }};
     read_enum(r, "transport", transports, e.transport);
+    static constexpr std::array<std::pair<std::string_view, eventhub_sasl>, 2> sasls{{
+        {"anonymous", eventhub_sasl::anonymous_cbs},
+        {"plain", eventhub_sasl::plain},
+    }};
+    read_enum(r, "sasl", sasls, e.sasl);
     r.get_string("ca_file", e.ca_file);
     read_url(r, "proxy", e.proxy, url_policy::http_only, true);
     r.get_seconds("start_lookback", e.start_lookback);

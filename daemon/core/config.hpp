@@ -68,6 +68,9 @@ struct graph_source_config {
 };
 
 enum class eventhub_transport { amqps, websocket };
+// How the Event Hub connection authenticates: SASL ANONYMOUS + a SAS token put on $cbs (what the
+// Azure SDKs do), or SASL PLAIN with the key name and key (the rule applies to the connection).
+enum class eventhub_sasl { anonymous_cbs, plain };
 
 struct eventhub_source_config {
     bool enabled = false;
@@ -82,6 +85,7 @@ struct eventhub_source_config {
     std::uint32_t credit = 300;         // AMQP link credit (bounds memory)
     std::optional<std::int64_t> epoch;  // owner level for exclusive receivers
     seconds idle_timeout{60};
+    eventhub_sasl sasl = eventhub_sasl::anonymous_cbs;
 };
 
 enum class severity { info, warning, high, critical };

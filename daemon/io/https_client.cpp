@@ -1,5 +1,7 @@
 #include "io/https_client.hpp"
 
+#include "io/net_dial.hpp"
+
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -45,7 +47,6 @@ using steady = std::chrono::steady_clock;
 
 // Graph and the token endpoint answer with a few KiB of headers; anything near this is hostile.
 constexpr std::uint32_t max_header_bytes = 64 * 1024;
-constexpr std::uint32_t max_proxy_reply_bytes = 8 * 1024;
 // Idle pool bounds: a few connections per origin, dropped before common server keep-alive
 // limits (60 s and up) so we rarely write into a connection the server is closing.
 constexpr std::size_t max_idle_per_key = 4;
@@ -398,14 +399,6 @@ asio::awaitable<resolve_outcome> resolve(asio::any_io_executor ex, std::string h
     co_return out;
 }
 
-// Printable ASCII only, bounded: a proxy's reason phrase goes into our logs.
-std::string sanitize(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 80))
-        out += (c >= 0x20 && c < 0x7f) ? c : '?';
-    return out;
-}
-
 }  // namespace
 
 std::string http_response::header(std::string_view name) const {
@@ -535,18 +528,8 @@ bool parse_url(std::string_view url, url_parts& out) {
 struct https_client::impl {
     impl(asio::any_io_executor e, https_client_options o)
         : ex(std::move(e)), opts(std::move(o)), tls(ssl::context::tls_client) {
-        SSL_CTX* c = tls.native_handle();
-        SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
-        SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
-        beast::error_code ec;
-        tls.set_verify_mode(ssl::verify_peer, ec);
-        if (opts.ca_file.empty()) {
-            tls.set_default_verify_paths(ec);
-            if (ec) tls_error = "cannot load the system trust store: " + ec.message();
-        } else {
-            tls.load_verify_file(opts.ca_file, ec);
-            if (ec) tls_error = "cannot load CA file " + opts.ca_file + ": " + ec.message();
-        }
+        // The same TLS policy as every other outbound connection (io/net_dial).
+        tls = std::move(*make_tls_client_context(opts.ca_file, tls_error));
         watch = &asio::use_service<context_watch>(asio::query(ex, asio::execution::context));
         auto drop_io = [this] {
             idle.clear();
@@ -750,44 +733,11 @@ asio::awaitable<open_outcome> https_client::impl::open(route r) {
     ++opened;
 
     if (r.via_proxy) {
-        // The CONNECT exchange: request and reply headers under one connect_timeout deadline.
-        const std::string connect_req = "CONNECT " + target_name +
-                                        " HTTP/1.1\r\nHost: " + target_name +
-                                        "\r\nUser-Agent: " + opts.user_agent + "\r\n\r\n";
-        tcp_s->expires_after(opts.connect_timeout);
-        co_await asio::async_write(*tcp_s, asio::buffer(connect_req),
-                                   asio::redirect_error(asio::use_awaitable, ec));
-        http::response_parser<http::empty_body> reply;
-        beast::flat_buffer reply_buf;
-        if (!ec) {
-            reply.header_limit(max_proxy_reply_bytes);
-            reply.skip(true);  // a 2xx to CONNECT has no body whatever its headers claim
-            co_await http::async_read_header(*tcp_s, reply_buf, reply,
-                                             asio::redirect_error(asio::use_awaitable, ec));
-        }
-        tcp_s->expires_never();
-        if (ec == beast::error::timeout) {
-            out.error = http_error::timeout;
-            out.message = "CONNECT to " + target_name + " via " + hop_what + ": timed out after " +
-                          ms_text(opts.connect_timeout);
-            co_return out;
-        }
-        if (ec) {
-            out.error = http_error::proxy;
-            out.message = "CONNECT to " + target_name + " via " + hop_what + ": " +
-                          (closed_early(ec) ? "proxy closed the connection" : ec.message());
-            co_return out;
-        }
-        const unsigned status = reply.get().result_int();
-        if (status < 200 || status >= 300) {
-            out.error = http_error::proxy;
-            out.message = hop_what + " refused CONNECT to " + target_name + ": HTTP " +
-                          std::to_string(status) + " " + sanitize(reply.get().reason());
-            co_return out;
-        }
-        if (reply_buf.size() != 0) {
-            out.error = http_error::proxy;
-            out.message = hop_what + " sent data after its CONNECT reply";
+        proxy_outcome po = co_await proxy_connect(*tcp_s, target_name, hop_what,
+                                                  opts.connect_timeout, opts.user_agent);
+        if (!po.ok) {
+            out.error = po.timed_out ? http_error::timeout : http_error::proxy;
+            out.message = std::move(po.message);
             co_return out;
         }
     }
@@ -806,20 +756,7 @@ asio::awaitable<open_outcome> https_client::impl::open(route r) {
     }
     auto s = std::make_unique<tls_stream>(std::move(*tcp_s), tls);
     SSL* h = s->native_handle();
-    // Verification is OpenSSL's own host/IP check (X509_check_host / X509_check_ip_asc, as
-    // asio::ssl::host_name_verification uses) set on the verify params rather than a verify
-    // callback: a mismatch is then recorded as X509_V_ERR_HOSTNAME_MISMATCH and the error
-    // message can say so instead of a bare "certificate verify failed".
-    bool params_ok = true;
-    if (ip_literal(r.target.host)) {
-        // RFC 6066: no SNI for IP literals.
-        params_ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(h), r.target.host.c_str()) == 1;
-    } else {
-        std::string sni = r.target.host;
-        params_ok = SSL_set_tlsext_host_name(h, sni.data()) == 1 &&
-                    SSL_set1_host(h, r.target.host.c_str()) == 1;
-        SSL_set_hostflags(h, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    }
+    const bool params_ok = set_tls_peer(h, r.target.host);
     if (!params_ok) {
         out.error = http_error::tls_handshake;
         out.message = "TLS setup for " + target_name + ": cannot set the expected host name";
@@ -832,21 +769,13 @@ asio::awaitable<open_outcome> https_client::impl::open(route r) {
     s->next_layer().expires_never();
     if (ec) {
         out.conn.reset();
-        const long verify = SSL_get_verify_result(h);
         if (ec == beast::error::timeout) {
             out.error = http_error::timeout;
             out.message = "TLS handshake with " + target_name + ": timed out after " +
                           ms_text(opts.connect_timeout);
         } else {
             out.error = http_error::tls_handshake;
-            std::string why;
-            if (verify != X509_V_OK)
-                why = std::string("certificate verify failed: ") +
-                      X509_verify_cert_error_string(verify);
-            else if (closed_early(ec))
-                why = "connection closed by the peer";
-            else
-                why = ec.message();
+            const std::string why = tls_failure_text(h, ec);
             out.message = "TLS handshake with " + target_name + ": " + why;
         }
         co_return out;

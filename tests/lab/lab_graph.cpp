@@ -259,6 +259,7 @@ struct lab_tenant::state {
         while (events.size() > std::max<std::size_t>(opts.max_events, 1))
             events.pop_front();
         log_breakglass(*e, what);
+        if (opts.on_event) opts.on_event(e->body, e->view.event_type, e->visible_us);
         return e;
     }
 

@@ -84,6 +84,13 @@ struct lab_options {
     // One line per event that touches a break-glass account (scenario or control API), for the
     // lab's stderr. Optional.
     std::function<void(const std::string&)> log;
+
+    // Called for every event the lab creates (scenario or control API) with its Graph record
+    // (beta shape), the sign-in event type ("interactiveUser", ...; "" for audits) and when it
+    // becomes visible. The Event Hub emulator publishes through this. Optional.
+    std::function<void(const nlohmann::json& record, const std::string& event_type,
+                       std::int64_t visible_us)>
+        on_event;
 };
 
 class lab_tenant {

@@ -6,9 +6,12 @@
 //
 // Serves the token endpoint and Graph over HTTPS on --port, the alert-sink receivers over HTTPS
 // on --sink-port and the /lab/ control API over plain HTTP on --control-port, all on loopback.
-// Writes what a client needs into DIR (CA, client secret, client certificate + key) and
-// DIR/lab.json last, atomically, so a reader that sees lab.json can rely on everything else being
-// there.
+// The Event Hubs emulator (lab_eventhub.hpp) listens on two more loopback ports (AMQPS and AMQP
+// over WebSockets) and carries every event of the lab in diagnostic-settings form once it
+// becomes visible, so the demo runs on either source; its faults are at
+// POST /lab/eventhub/faults, its counters at GET /lab/eventhub/stats. Writes what a client needs
+// into DIR (CA, client secret, client certificate + key) and DIR/lab.json last, atomically, so a
+// reader that sees lab.json can rely on everything else being there.
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -31,6 +34,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lab/lab_eventhub.hpp"
 #include "lab/lab_graph.hpp"
 #include "lab/lab_posture.hpp"
 #include "lab/lab_sinks.hpp"
@@ -156,6 +160,27 @@ std::string random_secret() {
     return s;
 }
 
+// A SAS key shaped like the portal's: 32 random bytes, base64.
+std::string random_sas_key() {
+    static constexpr char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char bytes[33];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
+    std::string s;
+    for (std::size_t i = 0; i < sizeof bytes; i += 3) {
+        const unsigned v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+        for (int k = 3; k >= 0; --k)
+            s += b64[(v >> (6 * k)) & 63];
+    }
+    return s;
+}
+
+// Lab events waiting for their visibility time before they go to the event hub.
+struct pending_diag {
+    std::int64_t visible_us = 0;
+    nlohmann::json record;
+};
+
 struct client_cert {
     std::string cert_pem, key_pem;
 };
@@ -215,12 +240,27 @@ std::string path_only(const server_request& req) {
     return req.target.substr(0, req.target.find('?'));
 }
 
-void arm_ticker(asio::steady_timer& timer, lab_tenant& lab) {
+// Publishes every lab event that became visible as one diagnostic-settings message (Azure
+// Monitor batches the same way, reference §4.1).
+void publish_visible(std::vector<pending_diag>& queue, glasswatch::lab::eventhub_emulator& hub) {
+    const std::int64_t now = wall_us();
+    std::vector<nlohmann::json> due;
+    std::erase_if(queue, [&](pending_diag& p) {
+        if (p.visible_us > now) return false;
+        due.push_back(std::move(p.record));
+        return true;
+    });
+    if (!due.empty()) hub.publish(glasswatch::lab::diagnostic_body(due));
+}
+
+void arm_ticker(asio::steady_timer& timer, lab_tenant& lab, std::vector<pending_diag>& queue,
+                glasswatch::lab::eventhub_emulator& hub) {
     timer.expires_after(std::chrono::milliseconds(200));
-    timer.async_wait([&timer, &lab](const boost::system::error_code& ec) {
+    timer.async_wait([&timer, &lab, &queue, &hub](const boost::system::error_code& ec) {
         if (ec) return;  // cancelled at shutdown
         lab.tick(wall_us());
-        arm_ticker(timer, lab);
+        publish_visible(queue, hub);
+        arm_ticker(timer, lab, queue, hub);
     });
 }
 
@@ -246,11 +286,25 @@ int main(int argc, char** argv) {
         o.throttle_limit = a.throttle;
         o.seed = a.seed;
         o.log = [](const std::string& line) { std::cerr << line << std::endl; };
+        std::vector<pending_diag> diag_queue;
+        o.on_event = [&diag_queue, tenant = o.tenant_id](const json& record,
+                                                         const std::string& event_type,
+                                                         std::int64_t visible_us) {
+            diag_queue.push_back(
+                {visible_us, glasswatch::lab::to_diagnostic_record(record, event_type, tenant)});
+        };
         lab_tenant lab(o);
         sink_receivers sinks;
 
         asio::io_context ctx;
         asio::signal_set signals(ctx, SIGINT, SIGTERM);
+
+        glasswatch::lab::eventhub_options eo;
+        eo.key = random_sas_key();
+        eo.cert_pem = pki.server_cert_pem;
+        eo.key_pem = pki.server_key_pem;
+        eo.log = [](const std::string& line) { std::cerr << line << std::endl; };
+        glasswatch::lab::eventhub_emulator hub(ctx, eo);
 
         https_server::options tls;
         tls.tls = true;
@@ -279,6 +333,19 @@ int main(int argc, char** argv) {
         https_server control_server(ctx, plain, [&](const server_request& req) {
             const std::string path = path_only(req);
             if (!is_control_path(path)) return not_found("only /lab/ is served here");
+            if (path == "/lab/eventhub/faults" && req.method == "POST") {
+                json body = json::parse(req.body, nullptr, false);
+                server_response r;
+                r.body = hub.control(body).dump();
+                if (body.is_discarded() || r.body.find("\"error\"") != std::string::npos)
+                    r.status = 400;
+                return r;
+            }
+            if (path == "/lab/eventhub/stats") {
+                server_response r;
+                r.body = hub.stats().dump();
+                return r;
+            }
             if (sink_receivers::owns(path)) {
                 auto res = sinks.handle(req, wall_us());
                 sink_server.set_tls_fault(sinks.tls_fault());
@@ -294,6 +361,14 @@ int main(int argc, char** argv) {
         write_file(dir / "client-secret", secret + "\n", 0600);
         write_file(dir / "client-cert.pem", cc.cert_pem, 0644);
         write_file(dir / "client-key.pem", cc.key_pem, 0600);
+        // The Event Hub connection string: Listen rule, the hub as EntityPath. The Endpoint
+        // names the AMQPS port (the emulator convention, reference §7).
+        const std::string eh_ns = "127.0.0.1";
+        write_file(dir / "eventhub-connection-string",
+                   "Endpoint=sb://" + eh_ns + ":" + std::to_string(hub.amqps_port()) +
+                       "/;SharedAccessKeyName=" + eo.key_name + ";SharedAccessKey=" + eo.key +
+                       ";EntityPath=" + eo.hubs.front() + "\n",
+                   0600);
         const auto& so = sinks.options();
         json info = {{"graph_url", graph_url},
                      {"authority_url", graph_url},
@@ -317,6 +392,13 @@ int main(int argc, char** argv) {
                        {"report_only", std::string(glasswatch::lab::posture_ids::ca_report_only)},
                        {"disabled", std::string(glasswatch::lab::posture_ids::ca_disabled)}}},
                      {"scenario", a.scenario},
+                     {"eventhub",
+                      {{"namespace", eh_ns},
+                       {"hub", eo.hubs.front()},
+                       {"partitions", eo.partitions},
+                       {"amqps_port", hub.amqps_port()},
+                       {"websocket_port", hub.websocket_port()},
+                       {"connection_string_file", (dir / "eventhub-connection-string").string()}}},
                      {"sinks",
                       {{"pagerduty_url", sink_url + "/v2/enqueue"},
                        {"pagerduty_routing_key", so.pagerduty_routing_key},
@@ -335,13 +417,14 @@ int main(int argc, char** argv) {
             if (ec) return;
             std::cerr << "glasswatch-lab: signal " << sig << ", stopping" << std::endl;
             ticker.cancel();
+            hub.stop();
             graph_server.stop();
             sink_server.stop();
             control_server.stop();
             ctx.stop();
         });
         lab.tick(wall_us());
-        arm_ticker(ticker, lab);
+        arm_ticker(ticker, lab, diag_queue, hub);
         std::cerr << "glasswatch-lab: scenario " << a.scenario << ", graph " << graph_url
                   << ", control " << control_url << ", dir " << dir.string() << std::endl;
         ctx.run();

@@ -765,10 +765,12 @@ start_lookback = "2h"
 credit = 50
 epoch = 7
 idle_timeout = "90s"
+sasl = "plain"
 )");
         INFO(all_errors(r));
         REQUIRE(r.value.has_value());
         const auto& e = r.value->eventhub;
+        CHECK(e.sasl == eventhub_sasl::plain);
         CHECK(e.enabled);
         CHECK(e.connection_string.file == "/run/credentials/glasswatch.service/eh");
         CHECK(e.event_hubs.size() == 2);
@@ -779,6 +781,11 @@ idle_timeout = "90s"
         REQUIRE(e.epoch.has_value());
         CHECK(*e.epoch == 7);
         CHECK(e.idle_timeout == seconds{90});
+    }
+    SECTION("bad sasl") {
+        const std::string text = minimal + "[sources.eventhub]\nsasl = \"external\"\n";
+        require_error(parse(text), "sources.eventhub.sasl", line_of(text, "sasl"),
+                      "anonymous or plain");
     }
     SECTION("bad transport") {
         const std::string text = minimal + "[sources.eventhub]\ntransport = \"amqp\"\n";

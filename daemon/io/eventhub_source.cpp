@@ -1,0 +1,852 @@
+#include "io/eventhub_source.hpp"
+
+#include <spdlog/spdlog.h>
+#include <proton/annotation_key.hpp>
+#include <proton/binary.hpp>
+#include <proton/codec/encoder.hpp>
+#include <proton/codec/map.hpp>
+#include <proton/codec/vector.hpp>
+#include <proton/connection.hpp>
+#include <proton/connection_options.hpp>
+#include <proton/delivery.hpp>
+#include <proton/duration.hpp>
+#include <proton/error_condition.hpp>
+#include <proton/link.hpp>
+#include <proton/message.hpp>
+#include <proton/message_id.hpp>
+#include <proton/receiver.hpp>
+#include <proton/receiver_options.hpp>
+#include <proton/scalar.hpp>
+#include <proton/sender.hpp>
+#include <proton/source.hpp>
+#include <proton/source_options.hpp>
+#include <proton/symbol.hpp>
+#include <proton/target_options.hpp>
+#include <proton/timestamp.hpp>
+#include <proton/transport.hpp>
+#include <proton/value.hpp>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <deque>
+
+#include "io/net_dial.hpp"
+#include "io/secrets.hpp"
+
+namespace glasswatch::io {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_unix_s() {
+    return wall_now() / 1000000;
+}
+
+std::string condition_text(const proton::error_condition& e) {
+    if (!e) return {};
+    std::string t = e.name();
+    if (!e.description().empty()) t += ": " + e.description().substr(0, 200);
+    return t;
+}
+
+std::optional<std::int64_t> int_of(const proton::value& v) {
+    if (v.empty()) return std::nullopt;
+    try {
+        switch (v.type()) {
+            case proton::LONG:
+            case proton::INT:
+            case proton::SHORT:
+            case proton::BYTE:
+            case proton::ULONG:
+            case proton::UINT:
+            case proton::USHORT:
+            case proton::UBYTE:
+                return proton::coerce<std::int64_t>(v);
+            case proton::STRING: {
+                const std::string s = proton::get<std::string>(v);
+                std::size_t used = 0;
+                const long long n = std::stoll(s, &used);
+                if (used == s.size()) return n;
+                return std::nullopt;
+            }
+            default:
+                return std::nullopt;
+        }
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(connection_phase p) noexcept {
+    switch (p) {
+        case connection_phase::idle:
+            return "idle";
+        case connection_phase::connecting:
+            return "connecting";
+        case connection_phase::tls:
+            return "tls";
+        case connection_phase::ws_upgrade:
+            return "ws_upgrade";
+        case connection_phase::amqp_open:
+            return "amqp_open";
+        case connection_phase::cbs_auth:
+            return "cbs_auth";
+        case connection_phase::management:
+            return "management";
+        case connection_phase::receivers:
+            return "receivers";
+        case connection_phase::running:
+            return "running";
+        case connection_phase::backoff:
+            return "backoff";
+        case connection_phase::stopped:
+            return "stopped";
+    }
+    return "?";
+}
+
+std::size_t eventhub_health::stuck_partitions() const {
+    std::size_t n = 0;
+    for (const auto& p : partitions)
+        n += p.stuck ? 1 : 0;
+    return n;
+}
+
+// ---- the messaging handler of one connection --------------------------------------------------
+
+struct eventhub_source::session final : proton::messaging_handler {
+    struct pending_message {
+        std::string key;  // checkpoint key
+        std::string hub, partition;
+        core::message_position pos;
+        std::string body;
+        bool body_ok = false;
+        proton::delivery d;
+    };
+    struct request_link {
+        proton::sender tx;
+        proton::receiver rx;
+        bool tx_open = false, rx_open = false;
+        std::deque<proton::message> queue;
+        std::string reply_to;
+    };
+
+    explicit session(eventhub_source& s) : src(s) {}
+
+    eventhub_source& src;
+    request_link cbs, mgmt;
+    std::map<std::uint64_t, std::string> inflight;  // message id -> what it asked
+    std::uint64_t next_id = 1;
+    std::size_t tokens_waiting = 0, hubs_waiting = 0;
+    std::map<std::string, std::vector<std::string>> partitions;            // hub -> partition ids
+    std::map<std::string, proton::receiver> receivers;                     // checkpoint key -> link
+    std::map<std::string, std::pair<std::string, std::string>> key_parts;  // key -> hub, p
+    std::size_t receivers_open = 0;
+    std::vector<pending_message> pending;
+    std::int64_t token_expiry = 0, token_issued = 0;
+    proton::connection connection;
+
+    // ---- requests ($cbs and $management share the request/response pattern) ----
+
+    void open_request_link(request_link& l, const std::string& node, const std::string& reply) {
+        l.reply_to = reply;
+        l.tx = connection.open_sender(node);
+        proton::target_options to;
+        to.address(reply);
+        proton::receiver_options ro;
+        ro.target(to).credit_window(10);
+        l.rx = connection.open_receiver(node, ro);
+    }
+
+    void request(request_link& l, proton::message m, const std::string& what) {
+        const std::uint64_t id = next_id++;
+        m.id(proton::message_id(id));
+        m.reply_to(l.reply_to);
+        inflight[id] = what;
+        l.queue.push_back(std::move(m));
+        flush(l);
+    }
+
+    void flush(request_link& l) {
+        // Requests go only once the reply link is attached, so no answer can be lost.
+        if (!l.tx_open || !l.rx_open) return;
+        while (!l.queue.empty() && l.tx.credit() > 0) {
+            l.tx.send(l.queue.front());
+            l.queue.pop_front();
+        }
+    }
+
+    void put_tokens() {
+        token_issued = now_unix_s();
+        token_expiry = token_issued + src.tuning_.token_ttl.count();
+        for (const auto& hub : src.hubs_) {
+            const std::string audience = core::eventhub_audience(src.conn_, hub);
+            std::string token = src.conn_.signature;
+            if (token.empty())
+                token =
+                    core::make_sas_token(audience, src.conn_.key_name, src.conn_.key, token_expiry);
+            proton::message m;
+            m.to("$cbs");
+            m.properties().put("operation", std::string("put-token"));
+            m.properties().put("type", std::string("servicebus.windows.net:sastoken"));
+            m.properties().put("name", audience);
+            m.body(token);
+            ++tokens_waiting;
+            ++src.health_.token_puts;
+            request(cbs, std::move(m), "token:" + hub);
+        }
+    }
+
+    void read_hubs() {
+        for (const auto& hub : src.hubs_) {
+            proton::message m;
+            m.to("$management");
+            m.properties().put("operation", std::string("READ"));
+            m.properties().put("type", std::string("com.microsoft:eventhub"));
+            m.properties().put("name", hub);
+            ++hubs_waiting;
+            request(mgmt, std::move(m), "hub:" + hub);
+        }
+    }
+
+    void read_partitions() {
+        for (const auto& [hub, ids] : partitions) {
+            for (const auto& p : ids) {
+                proton::message m;
+                m.to("$management");
+                m.properties().put("operation", std::string("READ"));
+                m.properties().put("type", std::string("com.microsoft:partition"));
+                m.properties().put("name", hub);
+                m.properties().put("partition", p);
+                request(mgmt, std::move(m), "partition:" + hub + "\n" + p);
+            }
+        }
+    }
+
+    void open_receivers() {
+        src.set_phase(connection_phase::receivers);
+        const auto& ec = src.ec_;
+        for (const auto& [hub, ids] : partitions) {
+            for (const auto& p : ids) {
+                const std::string key = core::eventhub_checkpoint_key(hub, p);
+                std::optional<core::eventhub_checkpoint> saved;
+                if (auto it = src.committed_.find(key); it != src.committed_.end())
+                    saved = it->second;
+                const core::start_position pos =
+                    core::resume_position(saved, wall_now(), ec.start_lookback);
+                // The selector filter: a described string (reference §5.4).
+                proton::value filter;
+                {
+                    proton::codec::encoder e(filter);
+                    e << proton::codec::start::described()
+                      << proton::symbol("apache.org:selector-filter:string")
+                      << core::selector_expression(pos) << proton::codec::finish();
+                }
+                proton::source::filter_map fm;
+                fm.put(proton::symbol("apache.org:selector-filter:string"), filter);
+                const std::string address = core::partition_address(hub, ec.consumer_group, p);
+                proton::source_options so;
+                so.address(address).filters(fm);
+                std::map<proton::symbol, proton::value> props;
+                if (ec.epoch) props[proton::symbol("com.microsoft:epoch")] = *ec.epoch;
+                proton::receiver_options ro;
+                // Credit is explicit (window 0): it is given back only after a commit.
+                ro.source(so).credit_window(0).auto_accept(false).name(address).properties(props);
+                receivers[key] = connection.open_receiver(address, ro);
+                key_parts[key] = {hub, p};
+                src.partition_health(hub, p);
+                spdlog::debug("eventhub: {} from {}", address, core::selector_expression(pos));
+            }
+        }
+        if (receivers.empty())
+            src.fail("the event hub reported no partitions", core::amqp_error_class::fatal);
+    }
+
+    // ---- proton callbacks ----
+
+    void on_connection_open(proton::connection& c) override {
+        connection = c;
+        if (src.tuning_.sasl_plain) {
+            // SASL PLAIN authorised the whole connection: no CBS.
+            src.set_phase(connection_phase::management);
+            open_request_link(mgmt, "$management", "glasswatch-mgmt");
+            read_hubs();
+        } else {
+            src.set_phase(connection_phase::cbs_auth);
+            open_request_link(cbs, "$cbs", "glasswatch-cbs");
+            put_tokens();
+        }
+    }
+
+    void on_sender_open(proton::sender& s) override {
+        if (s == cbs.tx) cbs.tx_open = true;
+        if (s == mgmt.tx) mgmt.tx_open = true;
+        flush(cbs);
+        flush(mgmt);
+    }
+
+    void on_sendable(proton::sender& s) override {
+        if (s == cbs.tx) flush(cbs);
+        if (s == mgmt.tx) flush(mgmt);
+    }
+
+    void on_receiver_open(proton::receiver& r) override {
+        if (r == cbs.rx) {
+            cbs.rx_open = true;
+            flush(cbs);
+            return;
+        }
+        if (r == mgmt.rx) {
+            mgmt.rx_open = true;
+            flush(mgmt);
+            return;
+        }
+        // A refused attach comes back with no source and is detached with an error next.
+        if (r.source().address().empty()) return;
+        r.add_credit(src.ec_.credit);
+        if (++receivers_open == receivers.size()) {
+            src.set_phase(connection_phase::running);
+            ++src.health_.connects;
+            src.failures_in_row_ = 0;
+            spdlog::info("eventhub: receiving from {} partition(s) of {} hub(s)", receivers.size(),
+                         partitions.size());
+        }
+    }
+
+    void on_message(proton::delivery& d, proton::message& m) override {
+        proton::receiver r = d.receiver();
+        if (r == cbs.rx || r == mgmt.rx) {
+            d.accept();
+            on_reply(m);
+            return;
+        }
+        pending_message pm;
+        pm.d = d;
+        for (const auto& [key, link] : receivers) {
+            if (link == r) {
+                pm.key = key;
+                pm.hub = key_parts[key].first;
+                pm.partition = key_parts[key].second;
+            }
+        }
+        if (pm.key.empty()) return;
+        const auto& ann = m.message_annotations();
+        pm.pos.sequence_number =
+            int_of(ann.get(proton::annotation_key(proton::symbol("x-opt-sequence-number"))));
+        const proton::value off = ann.get(proton::annotation_key(proton::symbol("x-opt-offset")));
+        if (!off.empty()) {
+            if (off.type() == proton::STRING)
+                pm.pos.offset = proton::get<std::string>(off);
+            else if (auto n = int_of(off))
+                pm.pos.offset = std::to_string(*n);  // some brokers send an integer
+        }
+        const proton::value t =
+            ann.get(proton::annotation_key(proton::symbol("x-opt-enqueued-time")));
+        if (!t.empty() && t.type() == proton::TIMESTAMP)
+            pm.pos.enqueued_ms = proton::get<proton::timestamp>(t).milliseconds();
+        const proton::value pk =
+            ann.get(proton::annotation_key(proton::symbol("x-opt-partition-key")));
+        if (!pk.empty() && pk.type() == proton::STRING)
+            pm.pos.partition_key = proton::get<std::string>(pk);
+        const proton::value& body = m.body();
+        if (body.type() == proton::BINARY) {
+            const auto bin = proton::get<proton::binary>(body);
+            pm.body.assign(bin.begin(), bin.end());
+            pm.body_ok = true;
+        } else if (body.type() == proton::STRING) {
+            pm.body = proton::get<std::string>(body);
+            pm.body_ok = true;
+        }
+        pending.push_back(std::move(pm));
+        src.health_.max_uncommitted =
+            std::max(src.health_.max_uncommitted, pending.size() + src.committing_);
+        src.notify();
+    }
+
+    void on_reply(proton::message& m) {
+        std::uint64_t id = 0;
+        try {
+            id = proton::coerce<std::uint64_t>(m.correlation_id());
+        } catch (const std::exception&) {
+            return;  // not an answer to anything we asked
+        }
+        auto it = inflight.find(id);
+        if (it == inflight.end()) return;
+        const std::string what = it->second;
+        inflight.erase(it);
+        std::int64_t status = 0;
+        std::string description;
+        try {
+            status = proton::coerce<std::int64_t>(m.properties().get("status-code"));
+            const proton::scalar d = m.properties().get("status-description");
+            if (d.type() == proton::STRING) description = proton::get<std::string>(d);
+        } catch (const std::exception&) {
+            status = 0;
+        }
+        const bool ok = status >= 200 && status < 300;
+        if (what.rfind("token:", 0) == 0) {
+            if (!ok) {
+                ++src.health_.auth_refused;
+                src.fail("put-token for " + what.substr(6) + " refused: status " +
+                             std::to_string(status) + " " + description.substr(0, 120),
+                         core::amqp_error_class::fatal);
+                return;
+            }
+            if (tokens_waiting > 0 && --tokens_waiting == 0 &&
+                src.health_.phase == connection_phase::cbs_auth) {
+                src.set_phase(connection_phase::management);
+                open_request_link(mgmt, "$management", "glasswatch-mgmt");
+                read_hubs();
+            }
+            return;
+        }
+        if (!ok) {
+            src.fail("$management READ (" + what.substr(0, what.find('\n')) + ") failed: status " +
+                         std::to_string(status) + " " + description.substr(0, 120),
+                     status == 401 || status == 404 ? core::amqp_error_class::fatal
+                                                    : core::amqp_error_class::transient);
+            return;
+        }
+        std::map<std::string, proton::value> info;
+        try {
+            proton::get(m.body(), info);
+        } catch (const std::exception&) {
+            src.fail("$management answered with an unreadable body",
+                     core::amqp_error_class::transient);
+            return;
+        }
+        if (what.rfind("hub:", 0) == 0) {
+            const std::string hub = what.substr(4);
+            std::vector<std::string> ids;
+            try {
+                proton::get(info["partition_ids"], ids);
+            } catch (const std::exception&) {
+                ids.clear();
+            }
+            partitions[hub] = ids;
+            if (hubs_waiting > 0 && --hubs_waiting == 0 &&
+                src.health_.phase == connection_phase::management) {
+                open_receivers();
+                read_partitions();
+            }
+            return;
+        }
+        if (what.rfind("partition:", 0) == 0) {
+            const auto nl = what.find('\n');
+            const std::string hub = what.substr(10, nl - 10), p = what.substr(nl + 1);
+            auto last = int_of(info["last_enqueued_sequence_number"]);
+            src.on_partition_info(hub, p, last.value_or(-1));
+        }
+    }
+
+    void link_failed(proton::link& l, const char* what) {
+        const proton::error_condition e = l.error();
+        if (e) {
+            const auto cls = core::classify_amqp_error(e.name());
+            if (cls == core::amqp_error_class::stolen) ++src.health_.stolen;
+            if (cls == core::amqp_error_class::busy) ++src.health_.busy;
+            if (e.name() == "amqp:link:detach-forced") ++src.health_.detached;
+            src.fail(std::string(what) + " " + l.name() + " detached: " + condition_text(e), cls);
+        } else {
+            ++src.health_.detached;
+            src.fail(std::string(what) + " " + l.name() + " detached by the service",
+                     core::amqp_error_class::transient);
+        }
+    }
+    void on_receiver_close(proton::receiver& r) override { link_failed(r, "receiver"); }
+    void on_sender_close(proton::sender& s) override { link_failed(s, "sender"); }
+    void on_receiver_error(proton::receiver&) override {}  // reported by on_receiver_close
+    void on_sender_error(proton::sender&) override {}
+    void on_connection_error(proton::connection& c) override {
+        const auto e = c.error();
+        src.fail("connection closed by the service: " + condition_text(e),
+                 core::classify_amqp_error(e.name()));
+    }
+    void on_connection_close(proton::connection& c) override {
+        if (!c.error())
+            src.fail("connection closed by the service", core::amqp_error_class::transient);
+    }
+    void on_transport_error(proton::transport& t) override {
+        std::string text = condition_text(t.error());
+        if (text.rfind("amqp:connection:framing-error: transport: ", 0) == 0)
+            text = text.substr(42);
+        src.fail(text.empty() ? "transport failed" : text, core::amqp_error_class::transient);
+    }
+    void on_error(const proton::error_condition& e) override {
+        src.fail(condition_text(e), core::amqp_error_class::transient);
+    }
+};
+
+// ---- the source -------------------------------------------------------------------------------
+
+eventhub_source::eventhub_source(runtime& rt, core::pipeline& pipeline, ingestor& ingest,
+                                 const core::config& cfg, eventhub_tuning tuning)
+    : rt_(rt), pipeline_(pipeline), ingest_(ingest), cfg_(cfg), ec_(cfg.eventhub), tuning_(tuning) {
+    if (ec_.sasl == core::eventhub_sasl::plain) tuning_.sasl_plain = true;
+    secret_result sec = read_secret(ec_.connection_string, cfg.allow_world_readable_secrets);
+    if (!sec.value) {
+        error_ = "eventhub connection string: " + sec.error;
+        return;
+    }
+    std::string err;
+    auto parsed = core::parse_eventhub_connection_string(*sec.value, err);
+    if (!parsed) {
+        error_ = "eventhub " + err;
+        return;
+    }
+    conn_ = std::move(*parsed);
+    hubs_ = ec_.event_hubs;
+    if (hubs_.empty() && !conn_.entity_path.empty()) hubs_.push_back(conn_.entity_path);
+    if (hubs_.empty()) {
+        error_ =
+            "eventhub: no event hub named (event_hubs, or EntityPath in the connection string)";
+        return;
+    }
+    if (tuning_.sasl_plain && !conn_.signature.empty()) {
+        error_ = "eventhub: SASL PLAIN needs SharedAccessKey, not SharedAccessSignature";
+        return;
+    }
+    if (!conn_.development_emulator) {
+        tls_ = make_tls_client_context(ec_.ca_file, err);
+        if (!err.empty()) error_ = "eventhub: " + err;
+    }
+}
+
+eventhub_source::~eventhub_source() = default;
+
+void eventhub_source::notify() {
+    signalled_ = true;
+    if (timer_) timer_->cancel();
+}
+
+void eventhub_source::stop() {
+    stopping_ = true;
+    notify();
+}
+
+void eventhub_source::drop_connection() {
+    drop_requested_ = true;
+    notify();
+}
+
+void eventhub_source::set_phase(connection_phase p) {
+    if (health_.phase == p) return;
+    health_.phase = p;
+    spdlog::debug("eventhub: {}", to_string(p));
+    notify();  // the driver loop re-arms the phase deadline
+}
+
+void eventhub_source::fail(const std::string& error, core::amqp_error_class cls) {
+    if (failure_) return;  // the first cause of a connection's end is the one that counts
+    failure_ = cls;
+    failure_text_ = error;
+    notify();
+}
+
+eventhub_partition_health& eventhub_source::partition_health(const std::string& hub,
+                                                             const std::string& p) {
+    for (auto& ph : health_.partitions)
+        if (ph.hub == hub && ph.partition == p) return ph;
+    eventhub_partition_health ph;
+    ph.hub = hub;
+    ph.partition = p;
+    if (auto it = committed_.find(core::eventhub_checkpoint_key(hub, p)); it != committed_.end())
+        ph.committed_sequence = it->second.sequence_number;
+    health_.partitions.push_back(ph);
+    return health_.partitions.back();
+}
+
+void eventhub_source::on_partition_info(const std::string& hub, const std::string& p,
+                                        std::int64_t last_enqueued) {
+    auto& ph = partition_health(hub, p);
+    ph.last_enqueued_sequence = last_enqueued;
+    health_.common.last_success = wall_now();
+    const std::string key = core::eventhub_checkpoint_key(hub, p);
+    auto it = stuck_.find(key);
+    if (it == stuck_.end())
+        it = stuck_.emplace(key, core::stuck_detector(tuning_.stuck_after.count() * 1000)).first;
+    const bool was = ph.stuck;
+    ph.stuck = it->second.observe(ph.committed_sequence, last_enqueued, wall_now());
+    if (ph.stuck && !was)
+        spdlog::warn(
+            "eventhub: partition {} of {} is stuck: committed sequence {} while the service has "
+            "events up to {}",
+            p, hub, ph.committed_sequence, last_enqueued);
+    if (!ph.stuck && was) spdlog::info("eventhub: partition {} of {} moves again", p, hub);
+}
+
+std::chrono::milliseconds eventhub_source::next_backoff() {
+    core::backoff_policy bp;
+    bp.initial = tuning_.backoff_initial;
+    bp.max = tuning_.backoff_max;
+    auto d = core::backoff_delay(bp, std::max(failures_in_row_, 1), rt_.jitter());
+    if (failure_ == core::amqp_error_class::busy) d = std::max(d, tuning_.busy_min);
+    if (failure_ == core::amqp_error_class::fatal || failure_ == core::amqp_error_class::stolen)
+        d = std::max(d, std::min(tuning_.long_backoff, tuning_.backoff_max * 4));
+    return d;
+}
+
+namespace {
+// Parses "host[:port]" (the `host` override).
+void split_host(const std::string& text, std::string& host, std::uint16_t& port) {
+    host = text;
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(']') != std::string::npos) return;
+    try {
+        const int p = std::stoi(text.substr(colon + 1));
+        if (p > 0 && p < 65536) {
+            host = text.substr(0, colon);
+            port = static_cast<std::uint16_t>(p);
+        }
+    } catch (const std::exception&) {
+    }
+}
+}  // namespace
+
+asio::awaitable<void> eventhub_source::run() {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer_ = &timer;
+    struct forget {
+        asio::steady_timer*& t;
+        ~forget() { t = nullptr; }
+    } forget_timer{timer_};
+    if (!ok()) {
+        spdlog::error("{}", error_);
+        co_return;
+    }
+    if (!loaded_) {
+        auto load = [](store& db) { return db.load_checkpoints("eventhub:"); };
+        auto saved = co_await rt_.on_store(std::move(load));
+        for (const auto& c : saved) {
+            if (auto cp = core::decode_checkpoint(c.position))
+                committed_[c.source] = *cp;
+            else
+                spdlog::warn(
+                    "eventhub: checkpoint {} unreadable; that partition starts from the "
+                    "lookback",
+                    c.source);
+        }
+        loaded_ = true;
+    }
+    spdlog::info("eventhub: {} hub(s) on {} over {}{}, consumer group {}", hubs_.size(),
+                 ec_.host.empty() ? conn_.namespace_host : ec_.host,
+                 conn_.development_emulator ? "plain AMQP (development emulator)"
+                 : ec_.transport == core::eventhub_transport::websocket ? "AMQP over WebSockets"
+                                                                        : "AMQPS",
+                 ec_.proxy.empty() ? "" : " via proxy", ec_.consumer_group);
+    while (!stopping_) {
+        failure_.reset();
+        failure_text_.clear();
+        drop_requested_ = false;
+        co_await connect_once();
+        if (stopping_) break;
+        ++health_.failures;
+        ++failures_in_row_;
+        if (health_.common.failing_since == 0) health_.common.failing_since = wall_now();
+        health_.common.last_error = failure_text_;
+        const auto delay = next_backoff();
+        spdlog::warn("eventhub: {} ({}); reconnecting in {}", failure_text_,
+                     core::to_string(failure_.value_or(core::amqp_error_class::transient)),
+                     core::format_duration(delay.count()));
+        set_phase(connection_phase::backoff);
+        const auto until = steady::now() + delay;
+        while (!stopping_ && steady::now() < until)
+            co_await wait_until(until);
+    }
+    set_phase(connection_phase::stopped);
+    spdlog::info("eventhub: stopped");
+}
+
+asio::awaitable<void> eventhub_source::wait_until(steady::time_point tp) {
+    if (signalled_ || !timer_) {
+        signalled_ = false;
+        co_return;
+    }
+    timer_->expires_at(tp);
+    boost::system::error_code ec;
+    co_await timer_->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    signalled_ = false;
+}
+
+asio::awaitable<void> eventhub_source::connect_once() {
+    auto ex = co_await asio::this_coro::executor;
+    set_phase(connection_phase::connecting);
+    dial_options o;
+    o.host = conn_.namespace_host;
+    o.port = eventhub_port(conn_, ec_.transport == core::eventhub_transport::websocket);
+    if (!ec_.host.empty()) split_host(ec_.host, o.host, o.port);
+    o.tls = !conn_.development_emulator;
+    o.tls_context = tls_.get();
+    o.websocket = ec_.transport == core::eventhub_transport::websocket;
+    o.proxy = ec_.proxy;
+    o.phase_timeout = tuning_.phase_timeout;
+    std::function<void(const char*)> on_phase = [this](const char* p) {
+        const std::string_view ph = p;
+        if (ph == "tls") set_phase(connection_phase::tls);
+        if (ph == "websocket") set_phase(connection_phase::ws_upgrade);
+    };
+    dial_result dr = co_await dial(ex, std::move(o), std::move(on_phase));
+    if (!dr.stream) {
+        if (dr.timed_out) ++health_.phase_timeouts;
+        fail(dr.error, core::amqp_error_class::transient);
+        co_return;
+    }
+    if (stopping_) co_return;
+
+    set_phase(connection_phase::amqp_open);
+    auto owned = std::make_unique<session>(*this);
+    session* s = owned.get();
+    auto pump =
+        std::make_shared<amqp_pump>(ex, std::move(dr.stream), std::move(owned), "glasswatch");
+    session_ = s;
+    pump_ = pump;
+    proton::connection_options co;
+    co.handler(*s);
+    co.container_id("glasswatch");
+    co.virtual_host(conn_.namespace_host);  // AMQP open hostname: the namespace
+    co.idle_timeout(proton::duration(
+        std::chrono::duration_cast<std::chrono::milliseconds>(ec_.idle_timeout).count()));
+    co.max_frame_size(1u << 20);
+    co.sasl_enabled(true);
+    // Always explicit: Proton's default SASL picks EXTERNAL first, which Azure offers.
+    if (tuning_.sasl_plain) {
+        co.user(conn_.key_name).password(conn_.key).sasl_allowed_mechs("PLAIN");
+        co.sasl_allow_insecure_mechs(conn_.development_emulator);
+    } else {
+        co.sasl_allowed_mechs("ANONYMOUS");
+    }
+    pump->driver().connect(co);
+    auto finished = std::make_shared<std::string>();
+    auto on_done = [this, finished](const std::string& why) {
+        *finished = why.empty() ? "connection closed" : why;
+        notify();
+    };
+    pump->start(std::move(on_done));
+
+    const auto token_period = std::chrono::duration_cast<steady::duration>(
+        std::chrono::seconds(std::max<std::int64_t>(tuning_.token_ttl.count() * 9 / 10, 1)));
+    connection_phase seen = connection_phase::idle;
+    auto deadline = steady::now() + tuning_.phase_timeout;
+    auto renew_at = steady::now() + token_period;
+    auto manage_at = steady::now() + tuning_.management_interval;
+    while (!stopping_ && !drop_requested_ && !failure_ && finished->empty()) {
+        const auto now = steady::now();
+        if (health_.phase != seen) {
+            seen = health_.phase;
+            deadline = now + tuning_.phase_timeout;
+            if (seen == connection_phase::running) {
+                if (health_.common.failing_since != 0) spdlog::info("eventhub: recovered");
+                health_.common.failing_since = 0;
+                health_.common.last_error.clear();
+                health_.common.last_success = wall_now();
+            }
+        }
+        const bool running = seen == connection_phase::running;
+        if (!running && now >= deadline) {
+            ++health_.phase_timeouts;
+            fail("no progress in phase " + std::string(to_string(seen)) + " within " +
+                     std::to_string(tuning_.phase_timeout.count()) + " ms",
+                 core::amqp_error_class::transient);
+            break;
+        }
+        if (!s->pending.empty()) {
+            if (!co_await commit_pending()) break;
+            continue;
+        }
+        if (running && !tuning_.sasl_plain && now >= renew_at) {
+            s->put_tokens();  // the same links, before the old token expires
+            pump->wake();
+            renew_at = now + token_period;
+        }
+        if (running && now >= manage_at) {
+            s->read_partitions();
+            pump->wake();
+            manage_at = now + tuning_.management_interval;
+        }
+        co_await wait_until(running ? std::min(renew_at, manage_at) : deadline);
+    }
+    if (drop_requested_) fail("connection dropped on request", core::amqp_error_class::transient);
+    if (!finished->empty()) fail(*finished, core::amqp_error_class::transient);
+    session_ = nullptr;
+    pump_.reset();
+    if (!pump->finished()) pump->abort(stopping_ ? "stopping" : "reconnecting");
+}
+
+asio::awaitable<bool> eventhub_source::commit_pending() {
+    session* s = session_;
+    const std::size_t n = std::min(s->pending.size(), tuning_.max_batch);
+    std::vector<session::pending_message> batch(std::make_move_iterator(s->pending.begin()),
+                                                std::make_move_iterator(s->pending.begin() + n));
+    s->pending.erase(s->pending.begin(), s->pending.begin() + n);
+    const core::micros now = wall_now();
+    core::body_origin origin;
+    origin.source = "eventhub";
+    origin.hint = core::record_hint::diagnostic;
+    std::vector<core::finding> findings;
+    std::map<std::string, core::eventhub_checkpoint> advance;
+    std::map<std::string, std::uint32_t> credit_back;
+    for (auto& m : batch) {
+        ++health_.messages;
+        ++partition_health(m.hub, m.partition).messages;
+        ++credit_back[m.key];
+        if (!m.body_ok) {
+            ++health_.bad_bodies;
+            spdlog::warn("eventhub {}: a message without a data or string body (skipped)", m.key);
+        } else {
+            core::process_output out = pipeline_.process(core::trim_body(m.body), origin, now);
+            for (const auto& p : out.problems)
+                spdlog::warn("eventhub {}: {}", m.key, p);
+            health_.common.records += out.records;
+            health_.common.last_event_seen = now;
+            for (auto& f : out.findings)
+                findings.push_back(std::move(f));
+        }
+        if (core::usable(m.pos)) {
+            auto& cp = advance[m.key];
+            if (*m.pos.sequence_number >= cp.sequence_number) {
+                cp.sequence_number = *m.pos.sequence_number;
+                cp.offset = m.pos.offset.value_or("");
+                cp.enqueued_ms = m.pos.enqueued_ms.value_or(0);
+            }
+        }
+    }
+    std::vector<checkpoint> checkpoints;
+    for (const auto& [key, cp] : advance)
+        checkpoints.push_back(checkpoint{key, core::encode_checkpoint(cp)});
+    committing_ = batch.size();
+    commit_result cr = co_await ingest_.commit(std::move(findings), std::move(checkpoints));
+    committing_ = 0;
+    if (!cr.ok) {
+        ++health_.commit_failures;
+        // Nothing advanced: the reconnect re-reads this batch from the last durable position.
+        fail("store not writable: " + cr.error, core::amqp_error_class::transient);
+        co_return false;
+    }
+    ++health_.batches;
+    health_.common.last_success = wall_now();
+    for (const auto& [key, cp] : advance) {
+        committed_[key] = cp;
+        if (auto* sess = session_; sess != nullptr) {
+            const auto& parts = sess->key_parts[key];
+            partition_health(parts.first, parts.second).committed_sequence = cp.sequence_number;
+        }
+    }
+    // Durable: only now accept the deliveries and give the credit back (bounded memory).
+    auto pump = pump_.lock();
+    if (pump && !pump->finished() && session_ == s) {
+        for (auto& m : batch)
+            m.d.accept();
+        for (const auto& [key, count] : credit_back)
+            s->receivers[key].add_credit(count);
+        pump->wake();
+    }
+    co_return true;
+}
+
+}  // namespace glasswatch::io
