@@ -8,6 +8,7 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <thread>
@@ -152,6 +153,7 @@ int run_daemon(const core::config& cfg) {
     // and go out after the restart (at-least-once). A clean stop ends with no coroutine left
     // suspended, so nothing outlives what it points at.
     bool stopping = false;
+    bool died_by_bug = false;
     {
         // io objects in this scope are destroyed while main_ctx still exists.
         asio::steady_timer grace(main_ctx);
@@ -193,6 +195,12 @@ int run_daemon(const core::config& cfg) {
                       (admin ? 1 : 0);  // delivery, monitor (+ sources, posture, admin)
         auto finished = [&](const char* what, std::exception_ptr e) {
             log_exception(what, e);
+            if (e && !died_by_bug && !stopping) {
+                // A component stopped by a bug: a daemon without it must not look healthy.
+                // Drain like SIGTERM and exit non-zero so systemd restarts it.
+                died_by_bug = true;
+                ::raise(SIGTERM);
+            }
             if (--running == 0) {
                 grace.cancel();
                 signals.cancel();
@@ -217,7 +225,7 @@ int run_daemon(const core::config& cfg) {
                 // Everything acknowledged is durable; the rest is retried after the restart.
                 spdlog::warn("drain grace period over; pending deliveries resume after restart");
                 spdlog::default_logger()->flush();
-                std::_Exit(exit_ok);
+                std::_Exit(died_by_bug ? exit_failure : exit_ok);
             });
         });
         asio::co_spawn(main_ctx, delivery.run(),
@@ -264,7 +272,7 @@ int run_daemon(const core::config& cfg) {
     }
     threads.finish();
     spdlog::info("stopped{}", stopping ? " cleanly" : "");
-    return exit_ok;
+    return died_by_bug ? exit_failure : exit_ok;
 }
 
 }  // namespace glasswatch::app

@@ -48,8 +48,8 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
     for (const auto& s : h.sources) {
         // Source errors. While the store is failing the sources fail too (they cannot commit);
         // the store alert says it better, so they wait.
-        const bool failing_long = !store_failing && s.failing_since != 0 &&
-                                  h.now - s.failing_since >= to_us(cfg_.source_error_threshold);
+        const bool failing_long =
+            s.failing_since != 0 && h.now - s.failing_since >= to_us(cfg_.source_error_threshold);
         const bool token = s.token != token_failure::none;
         std::string why;
         if (token) {
@@ -59,12 +59,15 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
             why = "source failing";
         }
         // A failure that changes its nature (token -> Graph) stays one condition: the first
-        // rule and text are kept until it recovers.
-        drive(s.name + "/error", failing_long, s.failing_since,
-              token ? "token_failure" : "source_error", severity::critical, s.name,
-              "glasswatch " + s.name + ": " + why + " for " +
-                  for_how_long(h.now - s.failing_since) + ": " + sanitize_line(s.last_error, 300),
-              out);
+        // rule and text are kept until it recovers. While the store fails the condition is
+        // frozen, not cleared: a "recovered" then would be false.
+        if (!store_failing)
+            drive(s.name + "/error", failing_long, s.failing_since,
+                  token ? "token_failure" : "source_error", severity::critical, s.name,
+                  "glasswatch " + s.name + ": " + why + " for " +
+                      for_how_long(h.now - s.failing_since) + ": " +
+                      sanitize_line(s.last_error, 300),
+                  out);
 
         // Silence: up, sees the whole stream, and nothing arrived for silence_threshold.
         // Absent: never seen failing (the clock starts at started_at); 0: failing now.
@@ -75,7 +78,9 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
             if (it->second == 0) it->second = h.now;
             up_since = it->second;
         }
-        if (cfg_.silence_threshold.count() > 0 && s.sees_whole_stream) {
+        // Frozen while the source fails: no records is then the error's business, and clearing
+        // would announce a recovery that did not happen.
+        if (cfg_.silence_threshold.count() > 0 && s.sees_whole_stream && s.failing_since == 0) {
             const micros quiet_from = std::max({s.last_event_seen, h.started_at, up_since});
             const bool up = s.failing_since == 0 && s.last_success != 0;
             const bool silent = up && h.now - quiet_from >= to_us(cfg_.silence_threshold);
@@ -100,8 +105,13 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
 
 std::optional<health_alert> tripwire::note_breakglass_signin(micros at, const std::string& who) {
     const micros window = to_us(cfg_.active_use_window);
-    recent_signins_.emplace_back(at, who);
-    while (!recent_signins_.empty() && at - recent_signins_.front().first > window)
+    // Sign-in times, not arrival times: a backlog read after an outage is not a burst. Late
+    // events arrive out of order, so keep the window sorted.
+    auto pos = std::upper_bound(
+        recent_signins_.begin(), recent_signins_.end(), at,
+        [](micros t, const std::pair<micros, std::string>& e) { return t < e.first; });
+    recent_signins_.insert(pos, {at, who});
+    while (recent_signins_.back().first - recent_signins_.front().first > window)
         recent_signins_.pop_front();
     if (cfg_.active_use_count <= 0 ||
         recent_signins_.size() < static_cast<std::size_t>(cfg_.active_use_count))

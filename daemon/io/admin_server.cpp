@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -62,7 +63,12 @@ asio::awaitable<void> admin_server::run() {
         tcp::socket sock(ex);
         co_await acceptor_.async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
         if (stopped_) break;
-        if (ec) continue;
+        if (ec) {
+            // EMFILE and friends persist: wait instead of spinning the loop.
+            asio::steady_timer pause(ex, std::chrono::milliseconds(100));
+            co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            continue;
+        }
         if (*active_ >= 16) continue;  // closes the socket: too many scrapers at once
         ++*active_;
         asio::co_spawn(ex, session(std::move(sock)), asio::detached);

@@ -126,7 +126,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                 if (plan.what == kind::single)
                     send.push_back(rows.front());
                 else
-                    send = rows;
+                    send = s.group_of(rows);
                 auto t0 = std::chrono::steady_clock::now();
                 sink_outcome o;
                 if (send.size() == 1)

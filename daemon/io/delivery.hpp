@@ -45,6 +45,11 @@ public:
     // and send several rows as one message through deliver_group(); zero = no grouping.
     virtual std::chrono::milliseconds burst_window() const noexcept { return {}; }
     virtual asio::awaitable<sink_outcome> deliver_group(const std::vector<outbox_row>& rows);
+    // Which of the due rows one grouped message may cover. A group that failed half-way must be
+    // finished as it was (its text already reached some recipients): only its own rows.
+    virtual std::vector<outbox_row> group_of(const std::vector<outbox_row>& rows) const {
+        return rows;
+    }
 };
 
 // The HTTP sinks (PagerDuty, Twilio, webhook), in io/sinks.cpp.

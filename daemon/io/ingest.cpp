@@ -43,6 +43,10 @@ boost::asio::awaitable<commit_result> ingestor::commit(std::vector<core::finding
         failing_since_ = 0;
         store_error_.clear();
     }
+    // The store labels drill alerts inside the transaction; mirror that on our copies so the
+    // callbacks (the active-use summary) see what was committed.
+    for (const auto& id : r.drill_alerts)
+        if (auto it = by_id.find(id); it != by_id.end()) it->second.drill = true;
     alerts_ += r.new_alerts.size();
     for (const auto& id : r.new_alerts) {
         spdlog::info("alert {} queued", id);

@@ -9,6 +9,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "core/metrics.hpp"
 #include "core/routing.hpp"
@@ -45,7 +46,7 @@ monitor::monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, 
     }
     ingest_.on_new_alert([this](const core::alert& a) {
         if (a.rule != "breakglass_signin" || a.drill) return;
-        if (auto h = tripwire_.note_breakglass_signin(a.observed_at, a.subject_label)) {
+        if (auto h = tripwire_.note_breakglass_signin(a.event_time, a.subject_label)) {
             // Queued from here, not awaited: the committing source must not wait on it.
             auto self = this;
             auto alert = *h;
@@ -100,12 +101,12 @@ asio::awaitable<void> monitor::tick() {
 
     // Direct sends of store alerts that no sink has accepted yet.
     if (!direct_pending_.empty()) {
-        std::vector<core::alert> still;
-        for (const auto& a : direct_pending_) {
+        // Taken out first: raise() may append while this loop is suspended.
+        auto pending = std::exchange(direct_pending_, {});
+        for (const auto& a : pending) {
             auto names = core::route_alert(cfg_.sinks, a);
-            if (!co_await delivery_.send_direct(a, names)) still.push_back(a);
+            if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
         }
-        direct_pending_ = std::move(still);
     }
 
     auto read_outbox = [](store& db) {
@@ -127,7 +128,7 @@ asio::awaitable<void> monitor::tick() {
     }
 }
 
-asio::awaitable<void> monitor::raise(const core::health_alert& h) {
+asio::awaitable<void> monitor::raise(core::health_alert h) {
     core::alert a =
         core::make_health_alert(ctx_, h.rule, h.sev, h.subject, h.episode, h.summary, wall_now());
     if (h.recovery)

@@ -59,7 +59,7 @@ public:
 
 private:
     boost::asio::awaitable<void> tick();
-    boost::asio::awaitable<void> raise(const core::health_alert& h);
+    boost::asio::awaitable<void> raise(core::health_alert h);  // by value: may run detached
     boost::asio::awaitable<void> check_drills();
     boost::asio::awaitable<void> heartbeat();
     core::health_snapshot snapshot() const;

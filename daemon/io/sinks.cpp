@@ -185,6 +185,18 @@ public:
         co_return co_await send_to_all(std::move(p), row.alert_id);
     }
 
+    std::vector<outbox_row> group_of(const std::vector<outbox_row>& rows) const override {
+        for (const auto& r : rows) {
+            sms_progress p = sms_progress::parse(r.sink_ref);
+            if (p.sent.empty() && p.unsure.empty()) continue;
+            std::vector<outbox_row> same;
+            for (const auto& o : rows)
+                if (o.sink_ref == r.sink_ref) same.push_back(o);
+            return same;
+        }
+        return rows;
+    }
+
     // One SMS for a burst: the count and the latest alert. A row that already carries progress
     // (a grouped send that failed half-way) leads, so its recipients are not texted twice.
     asio::awaitable<sink_outcome> deliver_group(const std::vector<outbox_row>& rows) override {

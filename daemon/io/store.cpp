@@ -349,6 +349,7 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
             continue;
         }
         r.new_alerts.push_back(a.id);
+        if (a.drill) r.drill_alerts.push_back(a.id);
         for (const auto& sink : rf.sinks) {
             stmt ob(db_,
                     "INSERT OR IGNORE INTO "

@@ -42,9 +42,10 @@ struct routed_finding {
 
 struct commit_result {
     bool ok = false;
-    std::string error;                    // when !ok
-    std::vector<std::string> new_alerts;  // ids inserted (not seen before)
-    std::size_t duplicates = 0;           // alerts already known: no new page
+    std::string error;                      // when !ok
+    std::vector<std::string> new_alerts;    // ids inserted (not seen before)
+    std::size_t duplicates = 0;             // alerts already known: no new page
+    std::vector<std::string> drill_alerts;  // new alerts labelled DRILL by a declared drill
 };
 
 enum class delivery_state { pending, accepted, confirmed, failed };

@@ -182,3 +182,33 @@ TEST_CASE("tripwire: the silence clock restarts when a failing source comes back
     REQUIRE(a.size() == 1);
     CHECK(a[0].rule == "source_silent");
 }
+
+TEST_CASE("tripwire: a failing store freezes source conditions instead of recovering them",
+          "[tripwire]") {
+    tripwire t(cfg());
+    source_snapshot g = healthy(s(2000));
+    g.failing_since = s(2000);
+    g.last_error = "HTTP 503";
+    REQUIRE(t.evaluate(at(s(2400), g)).size() == 1);  // source_error
+    health_snapshot h = at(s(2500), g);
+    h.store_failing_since = s(2450);
+    h.store_error = "disk full";
+    auto a = t.evaluate(h);
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].rule == "store_unwritable");  // and no false source_error_recovered
+    CHECK(t.firing().size() == 2);
+}
+
+TEST_CASE("tripwire: active use counts sign-in times so a caught-up backlog is no burst",
+          "[tripwire]") {
+    tripwire t(cfg());
+    // Read together after an outage, but an hour apart when they happened.
+    CHECK_FALSE(t.note_breakglass_signin(s(1000), "bg-admin-1"));
+    CHECK_FALSE(t.note_breakglass_signin(s(4600), "bg-admin-1"));
+    CHECK_FALSE(t.note_breakglass_signin(s(8200), "bg-admin-1"));
+    // Late and out of order, but within ten minutes of the last one: a burst.
+    CHECK_FALSE(t.note_breakglass_signin(s(8600), "bg-admin-2"));
+    auto a = t.note_breakglass_signin(s(8300), "bg-admin-2");
+    REQUIRE(a);
+    CHECK(a->summary.find("3 sign-ins") != std::string::npos);
+}
