@@ -196,3 +196,24 @@ name = "pager-file"
 type = "file"
 path = "{alerts_file}"
 """
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now (for the daemon's admin endpoint)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url):
+    """(status, body) of a plain GET; HTTP errors are answers too."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()

@@ -7,16 +7,14 @@ Also: a secret file readable by others is refused (the message names the file, n
 and the daemon runs with core dumps off and non-dumpable."""
 import argparse
 import os
-import socket
 import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Daemon, Lab, Workdir, check, graph_config, read_alerts, wait_for  # noqa: E402
+from common import (Daemon, Lab, Workdir, check, free_port, graph_config, http_get, read_alerts,  # noqa: E402
+                    wait_for)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--glasswatch", required=True)
@@ -24,20 +22,6 @@ ap.add_argument("--lab", required=True)
 a = ap.parse_args()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.read().decode()
 
 
 wd = Workdir()
@@ -110,8 +94,8 @@ ca_file = "{lab.info['ca_file']}"
     lab.control("POST", "/lab/reset_faults")
     lab.control("POST", "/lab/sink_faults", {"pagerduty": {}, "twilio": {}, "webhook": {}})
     check(wait_for(lambda: len(lab.control("GET", "/lab/sinks")["pagerduty"]) >= 1, 60), "delivered after recovery")
-    look("metrics", get(f"http://{admin}/metrics"))
-    look("readyz", get(f"http://{admin}/readyz"))
+    look("metrics", http_get(f"http://{admin}/metrics")[1])
+    look("readyz", http_get(f"http://{admin}/readyz")[1])
     r = subprocess.run([a.glasswatch, "status", "--config", cfg], capture_output=True, text=True, timeout=30)
     look("status", r.stdout + r.stderr)
     check(daemon.stop() == 0, "SIGTERM exits 0")

@@ -15,16 +15,14 @@
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Daemon, Lab, Workdir, check, graph_config, read_alerts, wait_for  # noqa: E402
+from common import (Daemon, Lab, Workdir, check, free_port, graph_config, http_get, read_alerts,  # noqa: E402
+                    wait_for)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--glasswatch", required=True)
@@ -32,20 +30,6 @@ ap.add_argument("--lab", required=True)
 a = ap.parse_args()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def http_get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 wd = Workdir()
