@@ -101,7 +101,10 @@ void amqp_pump::flush() {
                     "amqp:connection:framing-error", "transport: " + self->transport_error_));
             } else {
                 self->bytes_out_ += n;
-                self->driver_.write_done(n);
+                // A read error or abort() while this write was in flight calls disconnected(),
+                // which closes the transport head and drops its pending output; telling the
+                // engine about bytes it no longer holds trips Proton's assertion.
+                if (self->driver_.write_buffer().size >= n) self->driver_.write_done(n);
             }
             self->wake();
         });
