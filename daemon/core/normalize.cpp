@@ -13,14 +13,19 @@ namespace glasswatch::core {
 
 namespace dom = simdjson::dom;
 
+namespace od = simdjson::ondemand;
+
 struct normalizer::impl {
     parse_limits limits;
     dom::parser dom_parser;
-    std::string buffer;  // copy of the body being split (spans point into it)
-    explicit impl(parse_limits l) : limits(l), dom_parser(l.max_body_bytes) {
+    od::parser od_parser;
+    std::string buffer;  // padded copy of the body being split (spans point into it)
+    explicit impl(parse_limits l)
+        : limits(l), dom_parser(l.max_body_bytes), od_parser(l.max_body_bytes) {
         // Start small (idle footprint) and let the parser grow up to max_body_bytes; the depth
         // limit survives regrowth and stops hostile 100k-deep nesting cheaply.
-        if (dom_parser.allocate(64 * 1024, l.max_depth) != simdjson::SUCCESS) {
+        if (od_parser.allocate(64 * 1024, l.max_depth) != simdjson::SUCCESS ||
+            dom_parser.allocate(64 * 1024, l.max_depth) != simdjson::SUCCESS) {
             // Allocation failure here is not recoverable later either; parse() will report it.
         }
     }
@@ -224,6 +229,44 @@ bool fill_signin(dom::object p, event& ev, std::string& error) {
         get_bool(p, "isInteractive").value_or(ev.signin == signin_type::interactive);
     if (ev.tenant_id.empty()) ev.tenant_id = to_lower_ascii(get_str(p, "resourceTenantId"));
     return true;
+}
+
+// True when the value of `key` (a string, or a number written as one) concerns the probe.
+bool field_concerns(dom::object o, std::string_view key, const identity_probe& probe) {
+    dom::element e;
+    if (!find(o, key, e)) return false;
+    if (e.type() == dom::element_type::STRING) {
+        std::string_view v = e.get_string().value_unsafe();
+        return !v.empty() && probe.concerns(v);
+    }
+    std::string v = str(e);
+    return !v.empty() && probe.concerns(v);
+}
+
+// Every identity value fill_signin()/fill_audit() can hand to the matcher (a superset: both
+// the user and the service principal of a sign-in, both initiatedBy.user and .app of an audit).
+bool identities_concern(dom::object p, event_kind kind, const identity_probe& probe) {
+    if (kind == event_kind::sign_in)
+        return field_concerns(p, "userId", probe) ||
+               field_concerns(p, "servicePrincipalId", probe) ||
+               field_concerns(p, "userPrincipalName", probe);
+    dom::object initiated, who;
+    if (get_obj(p, "initiatedBy", initiated)) {
+        if (get_obj(initiated, "user", who) &&
+            (field_concerns(who, "id", probe) || field_concerns(who, "userPrincipalName", probe)))
+            return true;
+        if (get_obj(initiated, "app", who) && field_concerns(who, "servicePrincipalId", probe))
+            return true;
+    }
+    dom::array targets;
+    if (get_arr(p, "targetResources", targets)) {
+        for (auto t : targets) {
+            if (t.get_object().get(who) != simdjson::SUCCESS) continue;
+            if (field_concerns(who, "id", probe) || field_concerns(who, "userPrincipalName", probe))
+                return true;
+        }
+    }
+    return false;
 }
 
 identity read_identity(dom::object o) {
@@ -435,6 +478,73 @@ std::string decode_json_string(std::string_view quoted) {
     return j.is_string() ? j.get<std::string>() : std::string();
 }
 
+std::string_view trim_right(std::string_view s) {
+    while (!s.empty() &&
+           (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// The fast way to the record spans: simdjson On-Demand indexes the whole body with SIMD once,
+// then each record is skipped over by its structural index (object::raw_json), far faster than
+// scanning it byte by byte. It is lenient where the scanner is lenient (skipped values are only
+// bracket-matched) but strict about UTF-8 and depth for the whole body, so any error here hands
+// the body to the scanner, which isolates a bad record instead of failing the whole body.
+bool split_on_demand(od::parser& parser, std::string& buffer, std::size_t size, split_result& out) {
+    simdjson::padded_string_view padded(buffer.data(), size, buffer.capacity());
+    od::document doc;
+    od::object top;
+    if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+        doc.get_object().get(top) != simdjson::SUCCESS)
+        return false;
+    bool has_array = false;
+    for (auto field : top) {
+        std::string_view key;
+        od::value v;
+        od::json_type type;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS ||
+            field.value().get(v) != simdjson::SUCCESS || v.type().get(type) != simdjson::SUCCESS)
+            return false;
+        if ((key == "records" || key == "value") && type == od::json_type::array) {
+            out.kind = key == "records" ? body_kind::diagnostic_body : body_kind::graph_page;
+            has_array = true;
+            od::array arr;
+            if (v.get_array().get(arr) != simdjson::SUCCESS) return false;
+            for (auto element : arr) {
+                od::value e;
+                od::json_type et;
+                if (element.get(e) != simdjson::SUCCESS || e.type().get(et) != simdjson::SUCCESS)
+                    return false;
+                std::string_view raw;
+                if (et == od::json_type::object) {
+                    od::object o;
+                    if (e.get_object().get(o) != simdjson::SUCCESS ||
+                        o.raw_json().get(raw) != simdjson::SUCCESS)
+                        return false;
+                    out.records.push_back(trim_right(raw));
+                } else {
+                    ++out.bad_elements;  // skipped when the iteration moves on
+                }
+            }
+        } else if ((key == "@odata.nextLink" || key == "@odata.context") &&
+                   type == od::json_type::string) {
+            std::string_view text;
+            if (v.get_string().get(text) != simdjson::SUCCESS) return false;
+            (key == "@odata.nextLink" ? out.next_link : out.odata_context) = std::string(text);
+        }
+    }
+    // Anything after the top-level object (the next token is not the end of the input) is
+    // the scanner's "trailing bytes" error.
+    const char* next = nullptr;
+    if (doc.current_location().get(next) == simdjson::SUCCESS && next != buffer.data() + size)
+        return false;
+    if (!has_array) {
+        out.kind = body_kind::single_record;
+        out.records.push_back(std::string_view(buffer.data(), size));
+    }
+    return true;
+}
+
 }  // namespace
 
 split_result normalizer::split(std::string_view body) {
@@ -444,7 +554,10 @@ split_result normalizer::split(std::string_view body) {
         out.error = "body larger than " + std::to_string(impl_->limits.max_body_bytes) + " bytes";
         return out;
     }
+    impl_->buffer.reserve(body.size() + simdjson::SIMDJSON_PADDING);
     impl_->buffer.assign(body.data(), body.size());
+    if (split_on_demand(impl_->od_parser, impl_->buffer, body.size(), out)) return out;
+    out = split_result{};
     std::string_view s(impl_->buffer);
     span_scanner sc(s, impl_->limits.max_depth);
     if (!sc.eat('{')) {
@@ -514,7 +627,7 @@ split_result normalizer::split(std::string_view body) {
 }
 
 normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
-                                       signin_type signin_hint) {
+                                       signin_type signin_hint, const identity_probe* probe) {
     normalize_result r;
     raw = trim(raw);
     if (raw.size() > impl_->limits.max_body_bytes) {
@@ -532,7 +645,6 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
         return r;
     }
     event& ev = r.ev;
-    ev.raw.assign(raw.data(), raw.size());
     dom::object props;
     bool is_diag = hint == record_hint::diagnostic ||
                    (hint == record_hint::any && get_obj(o, "properties", props) &&
@@ -552,6 +664,10 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
             r.error = "diagnostic record without properties object";
             return r;
         }
+        if (probe && !identities_concern(props, kind, *probe)) {
+            r.status = normalize_status::not_concerned;
+            return r;
+        }
         ev.tenant_id = to_lower_ascii(get_str(o, "tenantId"));
         if (kind == event_kind::sign_in) {
             ev.signin = type;
@@ -569,6 +685,11 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
     } else {
         bool audit = hint == record_hint::graph_audit ||
                      (hint == record_hint::any && !get_str(o, "activityDateTime").empty());
+        if (probe &&
+            !identities_concern(o, audit ? event_kind::audit : event_kind::sign_in, *probe)) {
+            r.status = normalize_status::not_concerned;
+            return r;
+        }
         if (audit) {
             ev.format = record_format::graph_audit;
             ev.category = "directoryAudits";
@@ -581,6 +702,7 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
         }
     }
     if (ok) {
+        ev.raw.assign(raw.data(), raw.size());
         if (ev.time == 0) {
             r.error = "record without a timestamp";
             return r;

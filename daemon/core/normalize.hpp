@@ -30,7 +30,20 @@ struct split_result {
     std::string error;  // non-empty: the body is malformed (records may be partial)
 };
 
-enum class normalize_status { ok, skipped_category, malformed };
+// not_concerned: the record parsed, and none of the identity fields the matcher reads names
+// anything the probe watches, so no event was built (see identity_probe).
+enum class normalize_status { ok, skipped_category, malformed, not_concerned };
+
+// Asked, before an event is built, about every identity value the matcher could look at: the
+// actor's and the targets' object ids and UPNs, and a service principal's id (as written, any
+// case). Building an event costs dozens of field lookups and copies; a candidate record whose
+// watched GUID sits only in another field (a tenant id, a CA policy id inside modifiedProperties,
+// a correlation id) does not need one. Must answer true for anything match_event() could match.
+class identity_probe {
+public:
+    virtual ~identity_probe() = default;
+    virtual bool concerns(std::string_view id_or_upn) const = 0;
+};
 
 struct normalize_result {
     normalize_status status = normalize_status::malformed;
@@ -58,9 +71,11 @@ public:
     // returned spans stay valid until the next split() call on this normalizer.
     split_result split(std::string_view body);
 
-    // Parses and normalizes one record. `raw` is copied into the event.
+    // Parses and normalizes one record. `raw` is copied into the event. With a probe, a
+    // well-formed record none of whose identities concerns it comes back not_concerned.
     normalize_result normalize(std::string_view raw, record_hint hint = record_hint::any,
-                               signin_type signin_hint = signin_type::none);
+                               signin_type signin_hint = signin_type::none,
+                               const identity_probe* probe = nullptr);
 
 private:
     struct impl;

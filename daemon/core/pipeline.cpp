@@ -46,7 +46,11 @@ process_output pipeline::process(std::string_view body, const body_origin& origi
 void pipeline::process_record(std::string_view raw, const body_origin& origin, micros now,
                               process_output& out) {
     ++stats_.candidate_records;
-    normalize_result r = normalizer_.normalize(raw, origin.hint, origin.signin);
+    normalize_result r = normalizer_.normalize(raw, origin.hint, origin.signin, &probe_);
+    if (r.status == normalize_status::not_concerned) {
+        ++stats_.not_concerned;
+        return;
+    }
     if (r.status == normalize_status::skipped_category) {
         ++stats_.skipped_by_category[r.error];
         return;
@@ -70,6 +74,10 @@ void pipeline::process_record(std::string_view raw, const body_origin& origin, m
         }
         out.findings.push_back(std::move(f));
     }
+}
+
+bool pipeline::watch_probe::concerns(std::string_view v) const {
+    return wl_.names_anything(v);
 }
 
 void pipeline::fail_closed(std::string_view raw, const body_origin& origin, std::string_view reason,

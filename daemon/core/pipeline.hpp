@@ -44,8 +44,9 @@ struct pipeline_stats {
     std::uint64_t candidate_bodies = 0;   // prefilter hit on the body
     std::uint64_t candidate_records = 0;  // prefilter hit on a record
     std::uint64_t records_malformed = 0;
-    std::uint64_t events = 0;                                  // candidate records normalized
-    std::uint64_t matches = 0;                                 // rules fired
+    std::uint64_t events = 0;         // candidate records normalized
+    std::uint64_t not_concerned = 0;  // candidate records whose identities are not watched
+    std::uint64_t matches = 0;        // rules fired
     std::map<std::string, std::uint64_t> skipped_by_category;  // categories we do not handle
 };
 
@@ -74,8 +75,19 @@ private:
     void fail_closed(std::string_view raw, const body_origin& origin, std::string_view reason,
                      micros now, process_output& out);
 
+    // Answers the normalizer's identity questions from the watchlist (any case, ids and UPNs).
+    class watch_probe final : public identity_probe {
+    public:
+        explicit watch_probe(const watchlist& wl) : wl_(wl) {}
+        bool concerns(std::string_view v) const override;
+
+    private:
+        const watchlist& wl_;
+    };
+
     alert_context ctx_;
     watchlist watchlist_;
+    watch_probe probe_{watchlist_};
     prefilter prefilter_;
     normalizer normalizer_;
     std::vector<drill_window> drills_;

@@ -42,6 +42,12 @@ bool watchlist::is_ca_policy(std::string_view id) const {
     return !id.empty() && policy_set_.count(to_lower_ascii(id)) != 0;
 }
 
+bool watchlist::names_anything(std::string_view v) const {
+    if (v.empty()) return false;
+    const std::string k = to_lower_ascii(v);
+    return by_id_.count(k) || by_upn_.count(k) || group_set_.count(k) || policy_set_.count(k);
+}
+
 std::vector<std::string> watchlist::all_guids() const {
     std::vector<std::string> out;
     for (const auto& a : accounts_)

@@ -21,6 +21,8 @@ public:
     const watched_account* account_by_upn(std::string_view upn) const;
     bool is_group(std::string_view id) const;
     bool is_ca_policy(std::string_view id) const;
+    // Any of the four above (one case-folding instead of four): the normalizer's probe.
+    bool names_anything(std::string_view id_or_upn) const;
 
     const std::vector<watched_account>& accounts() const noexcept { return accounts_; }
     const std::vector<std::string>& groups() const noexcept { return groups_; }

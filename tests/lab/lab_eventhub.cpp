@@ -185,7 +185,8 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
     // Deliveries sent but not yet accepted by the consumer, and the most there ever were: what
     // the consumer's credit bounds.
     std::int64_t unaccepted = 0, max_unaccepted = 0;
-    std::deque<json> filters;  // the last attaches: address + expression + epoch
+    std::int64_t accepted = 0;  // deliveries the consumer accepted (durably committed)
+    std::deque<json> filters;   // the last attaches: address + expression + epoch
     std::deque<std::string> verdicts;
     std::deque<std::string> hostnames;
 
@@ -569,8 +570,10 @@ struct broker_conn final : proton::messaging_handler {
     }
 
     void on_tracker_accept(proton::tracker& t) override {
-        if (t.sender().source().address().find("/Partitions/") != std::string::npos)
+        if (t.sender().source().address().find("/Partitions/") != std::string::npos) {
             --em->unaccepted;
+            ++em->accepted;
+        }
     }
 
     void on_sendable(proton::sender& s) override {
@@ -781,9 +784,15 @@ json eventhub_emulator::control(const json& req) {
     if (req.value("freeze", false)) freeze_connections();
     if (req.contains("publish")) {
         const json& p = req["publish"];
+        // When the broker starts handing the event to the attached receivers: the start of
+        // the alert-latency measurement (tests/bench/bench_daemon.py), on the lab's wall clock.
+        const auto published_at_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
         auto e = publish(p.value("body", std::string()), p.value("partition", -1));
         out["sequence_number"] = e.sequence_number;
         out["offset"] = e.offset;
+        out["published_at_us"] = published_at_us;
     }
     out["ok"] = true;
     return out;
@@ -814,6 +823,7 @@ json eventhub_emulator::stats() const {
         {"stolen", i.stolen},
         {"management_reads", i.mgmt_reads},
         {"max_unaccepted", i.max_unaccepted},
+        {"accepted", i.accepted},
         {"filters", json(std::vector<json>(i.filters.begin(), i.filters.end()))},
         {"token_verdicts", json(std::vector<std::string>(i.verdicts.begin(), i.verdicts.end()))},
         {"hostnames", json(std::vector<std::string>(i.hostnames.begin(), i.hostnames.end()))},

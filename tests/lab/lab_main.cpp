@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -61,6 +62,8 @@ struct args {
     double delay_s = -1;  // < 0: keep the lab's default range
     int throttle = 5;
     std::uint64_t seed = 1;
+    std::string eventhub_backlog;  // NDJSON file: one Event Hub body per line, published at start
+    int eventhub_partitions = 2;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -69,7 +72,11 @@ struct args {
         << "usage: glasswatch-lab --dir DIR [--scenario demo|quiet] [--port N] [--control-port N]\n"
            "                      [--sink-port N]\n"
         << "                      [--token-ttl S] [--rate R] [--delay-s S] [--throttle N] [--seed "
-           "N]\n";
+           "N]\n"
+        << "                      [--eventhub-partitions N] [--eventhub-backlog FILE]\n"
+           "  --eventhub-backlog FILE  publish every line of FILE (an Event Hub message body, as\n"
+           "                           shared/bench/gen.py writes them) before the lab is ready,\n"
+           "                           round robin over the partitions, enqueued an hour ago\n";
     std::exit(2);
 }
 
@@ -107,6 +114,10 @@ args parse_args(int argc, char** argv) {
                 a.throttle = whole(std::stoi(v, &used));
             else if (k == "--seed")
                 a.seed = whole(std::stoull(v, &used));
+            else if (k == "--eventhub-backlog")
+                a.eventhub_backlog = v;
+            else if (k == "--eventhub-partitions")
+                a.eventhub_partitions = whole(std::stoi(v, &used));
             else
                 usage("unknown option " + k);
         } catch (const std::logic_error&) {
@@ -119,6 +130,8 @@ args parse_args(int argc, char** argv) {
         a.sink_port < 0 || a.sink_port > 65535)
         usage("bad port");
     if (a.token_ttl_s < 1 || a.rate < 0 || a.throttle < 0) usage("values must not be negative");
+    if (a.eventhub_partitions < 1 || a.eventhub_partitions > 32)
+        usage("--eventhub-partitions must be 1..32");
     return a;
 }
 
@@ -266,6 +279,23 @@ void arm_ticker(asio::steady_timer& timer, lab_tenant& lab, std::vector<pending_
 
 }  // namespace
 
+namespace {
+// A backlog for catch-up runs: the bodies are in the partitions before lab.json appears.
+void publish_backlog(glasswatch::lab::eventhub_emulator& hub, const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read --eventhub-backlog " + file);
+    const std::int64_t hour_ago_ms = wall_us() / 1000 - 3600 * 1000;
+    std::size_t n = 0, bytes = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        bytes += line.size();
+        hub.publish(std::move(line), -1, hour_ago_ms + static_cast<std::int64_t>(n++));
+    }
+    std::cerr << "glasswatch-lab: published a backlog of " << n << " bodies (" << bytes
+              << " bytes) from " << file << std::endl;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
     const args a = parse_args(argc, argv);
     try {
@@ -304,7 +334,9 @@ int main(int argc, char** argv) {
         eo.cert_pem = pki.server_cert_pem;
         eo.key_pem = pki.server_key_pem;
         eo.log = [](const std::string& line) { std::cerr << line << std::endl; };
+        eo.partitions = a.eventhub_partitions;
         glasswatch::lab::eventhub_emulator hub(ctx, eo);
+        if (!a.eventhub_backlog.empty()) publish_backlog(hub, a.eventhub_backlog);
 
         https_server::options tls;
         tls.tls = true;

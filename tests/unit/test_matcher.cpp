@@ -1,7 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <cctype>
+#include <sstream>
+
+#include "core/json_text.hpp"
 #include "core/matcher.hpp"
+#include "core/normalize.hpp"
 #include "core/pipeline.hpp"
+#include "core/watchlist.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;
@@ -169,4 +175,87 @@ TEST_CASE("drills label alerts for the drilled account inside the window", "[mat
             CHECK_FALSE(f.a.drill);
         }
     }
+}
+
+namespace {
+// Every GUID and every address-shaped token in `s` (the values a watchlist could name).
+std::vector<std::string> identity_tokens(const std::string& s) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i + 36 <= s.size(); ++i)
+        if (is_guid(std::string_view(s).substr(i, 36))) out.push_back(s.substr(i, 36));
+    for (std::size_t at = s.find('@'); at != std::string::npos; at = s.find('@', at + 1)) {
+        std::size_t b = at, e = at + 1;
+        while (b > 0 && (std::isalnum(static_cast<unsigned char>(s[b - 1])) || s[b - 1] == '.' ||
+                         s[b - 1] == '_' || s[b - 1] == '-'))
+            --b;
+        while (e < s.size() &&
+               (std::isalnum(static_cast<unsigned char>(s[e])) || s[e] == '.' || s[e] == '-'))
+            ++e;
+        if (b < at && e > at + 1) out.push_back(s.substr(b, e - b));
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("the identity probe never dismisses a record the matcher would alert on",
+          "[matcher][pipeline]") {
+    // Differential over every record of every fixture: for each GUID or UPN the record contains,
+    // watched as an account, a group or a CA policy, the pipeline (which asks the probe first)
+    // must raise exactly the rules that normalizing fully and matching raise.
+    std::vector<std::string> bodies;
+    for (const char* f :
+         {"graph_signins_page.json", "graph_beta_sp_signins_page.json", "graph_audits_page.json",
+          "diag_signins_body.json", "diag_audit_body.json"})
+        bodies.push_back(t::read_fixture(f));
+    std::istringstream demo(t::read_fixture("demo-stream.ndjson"));
+    for (std::string line; std::getline(demo, line) && bodies.size() < 400;)
+        if (!line.empty()) bodies.push_back(line);
+
+    std::size_t compared = 0, dismissed = 0, alerted = 0;
+    normalizer full;
+    for (const auto& body : bodies) {
+        auto parts = full.split(body);
+        const std::vector<std::string> records(parts.records.begin(), parts.records.end());
+        const record_hint hint =
+            parts.kind == body_kind::diagnostic_body ? record_hint::diagnostic : record_hint::any;
+        for (const auto& rec : records) {
+            for (const auto& tok : identity_tokens(rec)) {
+                const std::string id = tok;
+                for (int as = 0; as < (is_guid(id) ? 3 : 1); ++as) {
+                    config c = as == 0   ? t::config_watching({})
+                               : as == 1 ? t::config_watching({}, {id.c_str()})
+                                         : t::config_watching({}, {}, {id.c_str()});
+                    if (as == 0)
+                        c.watch.accounts.push_back({is_guid(id)
+                                                        ? to_lower_ascii(id)
+                                                        : "00000000-0000-4000-8000-000000000001",
+                                                    is_guid(id) ? "" : to_lower_ascii(id), "bg"});
+                    watchlist wl(c.watch);
+                    normalize_result r = full.normalize(rec, hint);
+                    std::vector<std::string> want;
+                    if (r.status == normalize_status::ok)
+                        for (auto& m : match_event(wl, r.ev))
+                            want.push_back(m.rule);
+                    if (r.status == normalize_status::malformed)
+                        want.push_back("unparsed_candidate");
+                    pipeline p(c);
+                    const std::string one =
+                        hint == record_hint::diagnostic ? R"({"records":[)" + rec + "]}" : rec;
+                    auto out = p.process(one, body_origin{}, 1);
+                    std::vector<std::string> got;
+                    for (auto& f : out.findings)
+                        got.push_back(f.a.rule);
+                    INFO("token " << id << " watched as " << as << " in " << rec.substr(0, 200));
+                    CHECK(got == want);
+                    ++compared;
+                    dismissed += p.stats().not_concerned;
+                    alerted += !want.empty();
+                }
+            }
+        }
+    }
+    // The comparison must have exercised both outcomes many times.
+    CHECK(compared > 1000);
+    CHECK(dismissed > 100);
+    CHECK(alerted > 50);
 }

@@ -203,8 +203,12 @@ TEST_CASE("format variants: level case / integer audit result / Type key / escap
         deep += std::string(100000, ']');
         std::string rec = "{\"id\":\"x\",\"a\":" + deep + "}";
         CHECK(n.normalize(rec).status == normalize_status::malformed);
+        // split() walks the nesting without recursion (On-Demand skips it by its structural
+        // index) and hands the span over; the record's own parse refuses it at max_depth.
         auto parts = n.split("{\"records\":[" + rec + "]}");
-        CHECK_FALSE(parts.error.empty());
+        CHECK(parts.error.empty());
+        REQUIRE(parts.records.size() == 1);
+        CHECK(n.normalize(std::string(parts.records[0])).status == normalize_status::malformed);
     }
     SECTION("split reports non-object elements and malformed bodies") {
         auto parts = n.split(R"({"records":[1,{"category":"AuditLogs"},"x"]})");
@@ -214,5 +218,52 @@ TEST_CASE("format variants: level case / integer audit result / Type key / escap
         CHECK_FALSE(n.split("not json").error.empty());
         CHECK(n.split(R"({"category":"AuditLogs","properties":{}})").kind ==
               body_kind::single_record);
+    }
+}
+
+TEST_CASE("split: the On-Demand fast path and the scanner fallback agree on tricky bodies",
+          "[normalize]") {
+    normalizer n;
+    SECTION("spans are the records exactly, escaped keys and odd spacing included") {
+        auto p =
+            n.split("{ \"re\\u0063ords\" : [ {\"a\":1} ,\n{\"b\":\"x}\\\"]\"}  ,7 ],\"z\":[1]}");
+        CHECK(p.error.empty());
+        CHECK(p.kind == body_kind::diagnostic_body);
+        REQUIRE(p.records.size() == 2);
+        CHECK(p.records[0] == "{\"a\":1}");
+        CHECK(p.records[1] == "{\"b\":\"x}\\\"]\"}");
+        CHECK(p.bad_elements == 1);
+    }
+    SECTION("a Graph page keeps its nextLink with escapes decoded") {
+        auto p =
+            n.split(R"({"@odata.nextLink":"https://g/x?$skiptoken=a\/b","value":[{"id":"1"}]})");
+        CHECK(p.kind == body_kind::graph_page);
+        CHECK(p.next_link == "https://g/x?$skiptoken=a/b");
+        CHECK(p.records.size() == 1);
+    }
+    SECTION("trailing bytes after the body are an error") {
+        auto p = n.split(R"({"records":[{"a":1}]} {"records":[]})");
+        CHECK(p.error == "trailing bytes after the JSON value");
+    }
+    SECTION("invalid UTF-8 in one record does not hide the others") {
+        // On-Demand rejects the whole body; the scanner still returns both spans, and only the
+        // bad record fails its own parse.
+        std::string body = "{\"records\":[{\"a\":\"\xff\xfe\"},{\"id\":\"ok\"}]}";
+        auto p = n.split(body);
+        CHECK(p.error.empty());
+        REQUIRE(p.records.size() == 2);
+        const std::string second(p.records[1]);
+        CHECK(second == "{\"id\":\"ok\"}");
+        CHECK(n.normalize(std::string(p.records[0])).status == normalize_status::malformed);
+    }
+    SECTION("an object without a records array is one record") {
+        auto p = n.split(R"({"id":"x","records":"not an array"})");
+        CHECK(p.kind == body_kind::single_record);
+        REQUIRE(p.records.size() == 1);
+        CHECK(p.records[0] == R"({"id":"x","records":"not an array"})");
+    }
+    SECTION("a truncated body is malformed") {
+        auto p = n.split(R"({"records":[{"a":1},{"b":)");
+        CHECK_FALSE(p.error.empty());
     }
 }
