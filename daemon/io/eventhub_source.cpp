@@ -357,7 +357,8 @@ struct eventhub_source::session final : proton::messaging_handler {
         const proton::value& body = m.body();
         if (body.type() == proton::BINARY) {
             const auto bin = proton::get<proton::binary>(body);
-            pm.body.assign(bin.begin(), bin.end());
+            // One memcpy: bodies are up to 1 MB and a catch-up moves gigabytes of them.
+            pm.body.assign(reinterpret_cast<const char*>(bin.data()), bin.size());
             pm.body_ok = true;
         } else if (body.type() == proton::STRING) {
             pm.body = proton::get<std::string>(body);

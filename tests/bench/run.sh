@@ -14,6 +14,8 @@
 #   --work DIR       where the stream is generated and kept for reuse (default /tmp/glasswatch-bench)
 #   --reps N         repetitions per figure, the median is reported (default 3)
 #   --match-rate R   generator match rate = decoy rate (default 1e-4; 2e-3 with --quick)
+#   --backlog-mb N   Event Hub backlog for the daemon's catch-up figure (default 2000; 20 with
+#                    --quick); --no-daemon skips the daemon figures (bench_daemon.py)
 #
 # gen.py: $GLASSWATCH_SHARED/bench/gen.py, else <repo>/../shared/bench/gen.py.
 set -euo pipefail
@@ -22,17 +24,20 @@ repo=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.."
 py=$(command -v /usr/bin/python3 || command -v python3)
 
 size_mb=1000 bench="" work=/tmp/glasswatch-bench reps=3 seed=1 rate="" nlohmann_mb=50
+backlog_mb=2000 daemon=1 quick=0
 while (($#)); do
   case "$1" in
     --size-mb) size_mb=$2; shift 2 ;;
-    --quick) size_mb=20; shift ;;
+    --quick) size_mb=20; backlog_mb=20; quick=1; shift ;;
+    --backlog-mb) backlog_mb=$2; shift 2 ;;
+    --no-daemon) daemon=0; shift ;;
     --bench) bench=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --match-rate) rate=$2; shift 2 ;;
     --nlohmann-mb) nlohmann_mb=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -148,4 +153,19 @@ json.dump({"main": a, "scaling": scale}, open(os.path.join(work, "results.json")
 print("logs and results.json in %s" % work)
 sys.exit(1 if bad else 0)
 PY
+# ---- the daemon figures: footprint, catch-up over AMQP, alert latency (real binaries + lab)
+if ((daemon)); then
+  bin="$(dirname "$bench")/../.."
+  if [[ ! -x "$bin/glasswatch" || ! -x "$bin/tests/glasswatch-lab" ]]; then
+    echo "== building glasswatch and glasswatch-lab (release preset)"
+    (cd "$repo" && cmake --build --preset release --target glasswatch glasswatch-lab -j 2)
+  fi
+  echo
+  echo "== bench_daemon.py (backlog ${backlog_mb} MB)"
+  extra=()
+  ((quick)) && extra=(--quick)
+  GLASSWATCH_SHARED="$(dirname "$(dirname "$gen")")" "$py" "$here/bench_daemon.py" \
+    --glasswatch "$bin/glasswatch" --lab "$bin/tests/glasswatch-lab" --backlog-mb "$backlog_mb" \
+    --work "$work" --json "$work/daemon.json" "${extra[@]}" || rc=1
+fi
 exit $rc
