@@ -9,6 +9,7 @@
 
 #include "core/routing.hpp"
 #include "core/sink_payloads.hpp"
+#include "io/failpoint.hpp"
 #include "io/file_sink.hpp"
 
 namespace glasswatch::io {
@@ -128,6 +129,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                 else
                     send = s.group_of(rows);
                 auto t0 = std::chrono::steady_clock::now();
+                failpoint("before_sink_send");
                 sink_outcome o;
                 if (send.size() == 1)
                     o = co_await s.deliver(send.front());
@@ -147,6 +149,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
             for (const auto& row : rows) {
                 if (stopping_) break;
                 auto t0 = std::chrono::steady_clock::now();
+                failpoint("before_sink_send");
                 sink_outcome o = co_await s.deliver(row);
                 auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - t0);
@@ -180,6 +183,7 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
     switch (o.what) {
         case sink_outcome::kind::accepted:
         case sink_outcome::kind::confirmed: {
+            failpoint("after_sink_ack");
             bool confirmed = o.what == sink_outcome::kind::confirmed;
             auto record_accept = [rows, at, o, confirmed](store& db) {
                 for (const auto& row : rows)

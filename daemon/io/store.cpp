@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "core/crypto.hpp"
+#include "io/failpoint.hpp"
 
 namespace glasswatch::io {
 
@@ -381,6 +382,8 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         cp.bind(1, c.source).bind(2, c.position).bind(3, now);
         if (cp.step() != SQLITE_DONE) return abort("write checkpoint: " + cp.error());
     }
+    if (!findings.empty()) failpoint("before_outbox_commit");
+    if (!checkpoints.empty()) failpoint("mid_checkpoint");
     if (!exec("COMMIT")) return abort("commit: " + last_error_);
     r.ok = true;
     return r;
