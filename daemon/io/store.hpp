@@ -95,7 +95,10 @@ struct chain_report {
 class store {
 public:
     // Opens (creating if needed) `<state_dir>/glasswatch.db`. Returns nullptr and sets `error`
-    // when the file is corrupt, from a newer glasswatch, or cannot be created.
+    // (naming the path and what to do) when the directory is not writable, or the file is
+    // corrupt, empty, from a newer glasswatch, or cannot be created. A new file is built aside
+    // and renamed into place, so an existing empty or schema-less file is damage, never a fresh
+    // start. A refused file is left byte for byte as it was.
     static std::unique_ptr<store> open(const std::string& state_dir, std::string& error,
                                        bool read_only = false);
     ~store();
