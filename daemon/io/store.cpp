@@ -544,13 +544,26 @@ outbox_row read_row(stmt& q) {
 std::vector<outbox_row> store::due(const std::string& sink, micros now, int limit) {
     std::vector<outbox_row> out;
     std::string sql = std::string(outbox_select) +
-                      "WHERE o.sink=? AND o.state='pending' AND o.next_attempt_at<=? "
-                      "ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
+                      "WHERE o.sink=? AND o.state='pending' AND (o.next_attempt_at<=? OR "
+                      "o.next_attempt_at>?) ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
     stmt q(db_, sql.c_str());
-    q.bind(1, sink).bind(2, now).bind(3, static_cast<std::int64_t>(limit));
+    q.bind(1, sink).bind(2, now).bind(3, now + max_schedule_ahead);
+    q.bind(4, static_cast<std::int64_t>(limit));
     while (q.step() == SQLITE_ROW)
         out.push_back(read_row(q));
     return out;
+}
+
+std::int64_t store::shift_schedule(const std::string& sink, micros step, micros now) {
+    stmt q(db_,
+           "UPDATE outbox SET next_attempt_at=next_attempt_at+? "
+           "WHERE sink=? AND state='pending' AND next_attempt_at>?");
+    q.bind(1, step).bind(2, sink).bind(3, now - step);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return -1;
+    }
+    return sqlite3_changes(db_);
 }
 
 std::vector<outbox_row> store::pending_all() {
