@@ -133,6 +133,11 @@ bool same_origin(std::string_view url, std::string_view base) {
     return !a.empty() && a == b;
 }
 
+micros poll_cursor(micros local_started, std::optional<micros> server_date) {
+    if (!server_date || *server_date <= 0) return local_started;
+    return *server_date - 1000000;
+}
+
 void graph_cursor::prune(micros horizon, std::size_t max_entries) {
     for (auto it = seen.begin(); it != seen.end();) {
         if (it->second < horizon)

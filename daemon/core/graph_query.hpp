@@ -28,6 +28,15 @@ signin_type signin_of(graph_kind k) noexcept;         // none for audit
 std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
                            const watchlist& wl, bool full_stream);
 
+// Where a complete poll moves its stream's cursor (the next window starts `lookback` before it).
+// Entra stamps createdDateTime with its own clock, and this VM's clock may be stepped by hours
+// (a bad RTC corrected by NTP, an operator, a restored snapshot): a cursor taken from a local
+// clock that ran ahead would start the next window after events that exist, and they would
+// never be read. So the cursor is the server's clock, the Date header of the poll's first page
+// (whole seconds: one second is taken off), and the local clock at the poll's start only when
+// the server sent no usable Date.
+micros poll_cursor(micros local_started, std::optional<micros> server_date);
+
 // True when `url` has the same scheme, host and port as `base` (the bearer token's audience).
 bool same_origin(std::string_view url, std::string_view base);
 

@@ -141,4 +141,14 @@ std::string format_duration(std::int64_t ms) {
     return buf;
 }
 
+micros wall_step_detector::observe(micros wall, micros steady) noexcept {
+    const micros step = (wall - last_wall_) - (steady - last_steady_);
+    const bool first = !primed_;
+    primed_ = true;
+    last_wall_ = wall;
+    last_steady_ = steady;
+    if (first || (step < tolerance_ && step > -tolerance_)) return 0;
+    return step;
+}
+
 }  // namespace glasswatch::core

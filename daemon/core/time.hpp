@@ -24,4 +24,22 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view s) noexcept;
 // "1h 02m", "45s", "3d 4h": for humans.
 std::string format_duration(std::int64_t ms);
 
+// Steps of the wall clock (an NTP step after a bad RTC, an operator's `date -s`, a VM restored
+// from a snapshot). Fed readings of the wall clock and of a steady clock taken together, it
+// reports how far the wall clock moved beyond what the steady clock says elapsed since the
+// previous reading. NTP slewing (at most 500 ppm) stays far below `tolerance`. A suspended VM
+// looks like a forward step (its steady clock stops); that is what it is to a wall-time schedule.
+class wall_step_detector {
+public:
+    explicit wall_step_detector(micros tolerance = 2000000) : tolerance_(tolerance) {}
+    // The step since the previous reading (> 0: the wall clock jumped forward), 0 when there
+    // was none beyond `tolerance` or this is the first reading.
+    micros observe(micros wall, micros steady) noexcept;
+
+private:
+    micros tolerance_;
+    micros last_wall_ = 0, last_steady_ = 0;
+    bool primed_ = false;
+};
+
 }  // namespace glasswatch::core

@@ -9,6 +9,7 @@
 
 #include "core/routing.hpp"
 #include "core/sink_payloads.hpp"
+#include "io/failpoint.hpp"
 #include "io/file_sink.hpp"
 
 namespace glasswatch::io {
@@ -16,6 +17,12 @@ namespace glasswatch::io {
 core::micros wall_now() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+core::micros steady_micros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
         .count();
 }
 
@@ -111,9 +118,12 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
     const bool grouping = s.burst_window().count() > 0;
     // A grouped SMS counts every alert held in its window, so it reads them all at once.
     const int batch = grouping ? 1000 : 16;
+    core::wall_step_detector clock;
 
     while (!stopping_) {
         const core::micros now = wall_now();
+        if (const core::micros step = clock.observe(now, steady_micros()); step != 0)
+            co_await follow_clock_step(name, step, now);
         auto fetch_due = [name, now, batch](store& db) { return db.due(name, now, batch); };
         auto rows = co_await rt_.on_store(std::move(fetch_due));
         auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -128,6 +138,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                 else
                     send = s.group_of(rows);
                 auto t0 = std::chrono::steady_clock::now();
+                failpoint("before_sink_send");
                 sink_outcome o;
                 if (send.size() == 1)
                     o = co_await s.deliver(send.front());
@@ -147,6 +158,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
             for (const auto& row : rows) {
                 if (stopping_) break;
                 auto t0 = std::chrono::steady_clock::now();
+                failpoint("before_sink_send");
                 sink_outcome o = co_await s.deliver(row);
                 auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now() - t0);
@@ -167,6 +179,24 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
     }
 }
 
+asio::awaitable<void> delivery_engine::follow_clock_step(const std::string& name, core::micros step,
+                                                         core::micros now) {
+    // Retries are scheduled in wall time (they survive restarts). Set back, the clock would
+    // hold them for the length of the step: they keep their remaining wait instead. Forward,
+    // they only come due early, once; they are left alone, because a row committed since the
+    // step (scheduled on the new clock) cannot be told from one waiting on the old clock.
+    if (step > 0) {
+        spdlog::warn(
+            "sink {}: the wall clock jumped forward {}; waiting retries may run early once", name,
+            core::format_duration(step / 1000));
+        co_return;
+    }
+    auto shift = [name, step, now](store& db) { return db.shift_schedule(name, step, now); };
+    const std::int64_t moved = co_await rt_.on_store(std::move(shift));
+    spdlog::warn("sink {}: the wall clock jumped back {}; {} waiting retr{} rescheduled with it",
+                 name, core::format_duration(-step / 1000), moved, moved == 1 ? "y" : "ies");
+}
+
 asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector<outbox_row>& rows,
                                                       const sink_outcome& o,
                                                       std::chrono::milliseconds took) {
@@ -180,6 +210,7 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
     switch (o.what) {
         case sink_outcome::kind::accepted:
         case sink_outcome::kind::confirmed: {
+            failpoint("after_sink_ack");
             bool confirmed = o.what == sink_outcome::kind::confirmed;
             auto record_accept = [rows, at, o, confirmed](store& db) {
                 for (const auto& row : rows)

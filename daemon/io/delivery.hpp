@@ -109,6 +109,8 @@ private:
     asio::awaitable<void> record_outcome(sink& s, const std::vector<outbox_row>& rows,
                                          const sink_outcome& o, std::chrono::milliseconds took);
     asio::awaitable<void> confirm_accepted(sink& s);
+    asio::awaitable<void> follow_clock_step(const std::string& sink, core::micros step,
+                                            core::micros now);
     asio::awaitable<void> escalate_from(sink& s);
     asio::awaitable<void> raise_sink_broken(const sink& broken, const outbox_row& row,
                                             const std::string& error);

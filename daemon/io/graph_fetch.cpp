@@ -67,7 +67,9 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
             co_return r;
         }
         // Pace requests: never more than the limit in any 10 s window.
-        core::micros now = wall_now();
+        // Pacing runs on the steady clock: after the wall clock is set back a day, the newest
+        // request would otherwise lie a day in the future and the limiter would wait for it.
+        core::micros now = steady_micros();
         core::micros at = limiter_.next_allowed(now);
         if (at > now && !co_await sleep_for(std::chrono::milliseconds((at - now) / 1000 + 1))) {
             r.stopped = true;
@@ -84,7 +86,7 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
         req.bearer_token = tok.token;
         req.token_host = host_;
         req.headers.push_back({"Accept", "application/json"});
-        limiter_.record(wall_now());
+        limiter_.record(steady_micros());
         ++counters_.requests;
         http_result res = co_await http_.request(std::move(req));
         if (!res.ok()) {
@@ -104,6 +106,7 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
             r.error.clear();
             r.graph_code.clear();
             r.body = std::move(res.response.body);
+            r.server_date = core::parse_http_date(res.response.header("date"));
             co_return r;
         }
         if (status == 401 && !renewed) {

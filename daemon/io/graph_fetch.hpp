@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -31,7 +32,8 @@ struct graph_fetch_result {
     int status = 0;          // last HTTP status, 0 when no response
     std::string graph_code;  // Graph's error.code of a non-200 answer (at most 80 characters)
     std::string body;
-    std::string error;  // human text without secrets, when !ok
+    std::string error;                        // human text without secrets, when !ok
+    std::optional<core::micros> server_date;  // the answer's Date header, when it had one
 };
 
 struct graph_fetch_counters {
@@ -64,6 +66,7 @@ private:
     token_provider& tokens_;
     std::string base_;
     std::string host_;  // bearer tokens go to this host only
+    // Fed steady-clock times: a step of the wall clock must not park polling.
     core::rate_limiter limiter_;
     core::backoff_policy backoff_;
     std::mt19937_64 rng_{std::random_device{}()};

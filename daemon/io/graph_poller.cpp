@@ -113,6 +113,7 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     origin.signin = core::signin_of(kind);
 
     std::set<std::string> visited;
+    core::micros ended = started;  // the server's time of the first page (core::poll_cursor)
     for (int page = 0; !url.empty(); ++page) {
         if (page >= max_pages_per_poll) {
             fail("graph " + std::string(core::stream_name(kind)) + ": more than " +
@@ -131,6 +132,7 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
             co_return false;
         }
         ++health_.pages;
+        if (page == 0) ended = core::poll_cursor(started, page_res.server_date);
         core::process_output out = pipeline_.process(page_res.body, origin, wall_now());
         for (const auto& p : out.problems)
             spdlog::warn("graph {}: {}", core::stream_name(kind), p);
@@ -170,8 +172,8 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     }
     // Every page read and every finding durable: advance the cursor (and prune the seen-set to
     // what the next overlap window can still return).
-    cur.cursor = started;
-    cur.prune(started - lookback - 3600LL * 1000000, cfg_.graph.seen_set_max);
+    cur.cursor = ended;
+    cur.prune(ended - lookback - 3600LL * 1000000, cfg_.graph.seen_set_max);
     // (Arguments are named locals: GCC 12 rejects braced temporaries inside co_await.)
     std::vector<core::finding> none;
     std::vector<checkpoint> advance{checkpoint{core::checkpoint_key(kind), cur.to_json()}};

@@ -4,6 +4,7 @@
 
 #include "core/routing.hpp"
 #include "io/delivery.hpp"
+#include "io/failpoint.hpp"
 
 namespace glasswatch::io {
 
@@ -47,6 +48,7 @@ boost::asio::awaitable<commit_result> ingestor::commit(std::vector<core::finding
     // callbacks (the active-use summary) see what was committed.
     for (const auto& id : r.drill_alerts)
         if (auto it = by_id.find(id); it != by_id.end()) it->second.drill = true;
+    if (!r.new_alerts.empty()) failpoint("after_outbox_commit");
     alerts_ += r.new_alerts.size();
     for (const auto& id : r.new_alerts) {
         spdlog::info("alert {} queued", id);

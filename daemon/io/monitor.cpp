@@ -93,7 +93,7 @@ asio::awaitable<void> monitor::run() {
 }
 
 asio::awaitable<void> monitor::tick() {
-    const core::micros now = wall_now();
+    const auto now = steady::now();
     last_tick_ = now;
     auto alerts = tripwire_.evaluate(snapshot());
     for (const auto& h : alerts)
@@ -118,12 +118,12 @@ asio::awaitable<void> monitor::tick() {
 
     if (now >= next_drill_check_) {
         // Once a minute (sooner only when the configured age is shorter, e.g. in tests).
-        next_drill_check_ =
-            now + std::min<core::micros>(60 * second, to_us(cfg_.tripwire.drill_max_age) / 2);
+        next_drill_check_ = now + std::chrono::microseconds(std::min<core::micros>(
+                                      60 * second, to_us(cfg_.tripwire.drill_max_age) / 2));
         co_await check_drills();
     }
     if (heartbeat_http_ && now >= next_beat_) {
-        next_beat_ = now + to_us(cfg_.heartbeat.interval);
+        next_beat_ = now + cfg_.heartbeat.interval;
         co_await heartbeat();
     }
 }
@@ -221,7 +221,8 @@ asio::awaitable<void> monitor::heartbeat() {
 }
 
 bool monitor::live() const {
-    return last_tick_ != 0 && wall_now() - last_tick_ < 10 * second;
+    return last_tick_ != steady::time_point{} &&
+           steady::now() - last_tick_ < std::chrono::seconds(10);
 }
 
 readiness monitor::ready() const {

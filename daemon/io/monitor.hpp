@@ -12,6 +12,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -74,9 +75,12 @@ private:
     std::vector<source_probe> sources_;
     std::unique_ptr<https_client> heartbeat_http_;
     core::micros started_at_ = 0;
-    core::micros last_tick_ = 0;
-    core::micros next_beat_ = 0;
-    core::micros next_drill_check_ = 0;
+    // Schedules and liveness run on the steady clock: a wall clock set back a day must not
+    // silence the heartbeat for that day.
+    using steady = std::chrono::steady_clock;
+    steady::time_point last_tick_{};
+    steady::time_point next_beat_{};
+    steady::time_point next_drill_check_{};
     bool stopping_ = false;
     bool last_beat_healthy_ = true;
     // store_unwritable alerts not yet accepted by any sink (sent directly, retried each tick)

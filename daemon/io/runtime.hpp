@@ -27,6 +27,9 @@ namespace asio = boost::asio;
 
 // Wall clock in microseconds; one seam so tests and fault injection can shift it.
 core::micros wall_now();
+// Steady clock in microseconds (arbitrary epoch): durations and schedules that must not follow
+// a step of the wall clock.
+core::micros steady_micros();
 
 // Owns the two io_contexts and the store thread. finish() joins the store thread and then
 // destroys both contexts, which destroys any coroutine frame still suspended in them. It must

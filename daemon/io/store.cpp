@@ -1,9 +1,11 @@
 #include "io/store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -11,6 +13,7 @@
 #include <filesystem>
 
 #include "core/crypto.hpp"
+#include "io/failpoint.hpp"
 
 namespace glasswatch::io {
 
@@ -181,22 +184,115 @@ bool store::exec(const char* sql) {
     return true;
 }
 
+namespace {
+
+// What an operator can do about a state file glasswatch refuses (the daemon never resets it).
+constexpr const char* refused_advice =
+    "glasswatch has not changed it and will not start on it. Keep it for the post-mortem; then "
+    "restore the newest backup to this path, or move it (with any -wal/-shm file next to it) "
+    "aside to start with empty state: sources then restart from initial_lookback / "
+    "start_lookback, and alerts it held that were not delivered yet must be checked by hand";
+
+// Creates a complete, empty state database at `path`: written as `path`.new, closed (durable,
+// no journal left) and renamed into place, so a crash during the very first start leaves no
+// half-made file. A glasswatch.db that exists is therefore always a whole database, and an
+// empty or schema-less one is damage (truncation, a bad restore), never a fresh start.
+bool create_fresh(const std::string& path, const std::string& schema_sql, std::string& error) {
+    const std::string tmp = path + ".new";
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"})
+        ::unlink((tmp + suffix).c_str());
+    sqlite3* db = nullptr;
+    int rc =
+        sqlite3_open_v2(tmp.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    char* msg = nullptr;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, schema_sql.c_str(), nullptr, nullptr, &msg);
+    if (rc != SQLITE_OK) {
+        error = msg ? msg : (db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_free(msg);
+        sqlite3_close_v2(db);
+        ::unlink(tmp.c_str());
+        return false;
+    }
+    if (sqlite3_close(db) != SQLITE_OK) {
+        error = "cannot close the new database";
+        return false;
+    }
+    // synchronous=FULL made the file durable at COMMIT; the rename and the directory entry
+    // need their own fsync.
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        error = std::string("cannot rename it into place: ") + std::strerror(errno);
+        return false;
+    }
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+    return true;
+}
+
+}  // namespace
+
 std::unique_ptr<store> store::open(const std::string& state_dir, std::string& error,
                                    bool read_only) {
     std::unique_ptr<store> s(new store());
     std::error_code ec;
-    if (!read_only) std::filesystem::create_directories(state_dir, ec);
     s->path_ = (std::filesystem::path(state_dir) / "glasswatch.db").string();
     if (read_only && !std::filesystem::exists(s->path_)) {
         error = s->path_ + ": no state database (has the daemon run?)";
         return nullptr;
     }
-    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (!read_only) {
+        std::filesystem::create_directories(state_dir, ec);
+        if (ec) {
+            error = state_dir + ": cannot create the state directory: " + ec.message();
+            return nullptr;
+        }
+        // SQLite needs to create its -wal/-shm files next to the database: a directory it
+        // cannot write is a start-up error here, not a confusing one at the first commit.
+        if (::access(state_dir.c_str(), W_OK | X_OK) != 0) {
+            error = state_dir + ": the state directory is not writable (" + std::strerror(errno) +
+                    "); glasswatch keeps its outbox, evidence and source positions there. Make "
+                    "it writable for the daemon's user (mount, owner, StateDirectory=) and start "
+                    "again";
+            return nullptr;
+        }
+        if (!std::filesystem::exists(s->path_, ec)) {
+            const std::string now = std::to_string(now_micros());
+            std::string sql = std::string("PRAGMA synchronous=FULL;BEGIN IMMEDIATE;") + schema_v1 +
+                              schema_v2 +
+                              "INSERT INTO meta(key,value) VALUES('schema_version','2');"
+                              "INSERT INTO meta(key,value) VALUES('chain_genesis','" +
+                              genesis_hash +
+                              "');"
+                              "INSERT INTO meta(key,value) VALUES('created_at','" +
+                              now + "');COMMIT;";
+            std::string why;
+            if (!create_fresh(s->path_, sql, why)) {
+                error = s->path_ + ": cannot create the state database: " + why;
+                return nullptr;
+            }
+        }
+    }
+    if (std::filesystem::file_size(s->path_, ec) == 0 && !ec) {
+        error = s->path_ +
+                ": the state database is empty (0 bytes). glasswatch creates it complete and "
+                "renames it into place, so it was truncated (a crash of the file system, a bad "
+                "restore). " +
+                refused_advice;
+        return nullptr;
+    }
+    int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     if (sqlite3_open_v2(s->path_.c_str(), &s->db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) !=
         SQLITE_OK) {
         error = s->path_ + ": cannot open: " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory");
         return nullptr;
     }
+    // Until the file is known good, closing must not checkpoint a WAL into it: a refused file
+    // stays byte for byte what it was.
+    sqlite3_db_config(s->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
     sqlite3_busy_timeout(s->db_, 5000);
     sqlite3_extended_result_codes(s->db_, 1);
     auto fail = [&](const std::string& what) {
@@ -208,13 +304,20 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         stmt q(s->db_, "PRAGMA quick_check");
         if (!q.ok())
             return fail("not a glasswatch database or corrupt (" +
-                        std::string(sqlite3_errmsg(s->db_)) +
-                        "); refusing to touch it — move it aside to start fresh");
+                        std::string(sqlite3_errmsg(s->db_)) + "); refusing to touch it. " +
+                        refused_advice);
         int rc = q.step();
-        if (rc != SQLITE_ROW || q.text(0) != "ok")
-            return fail("database is corrupt (" + (rc == SQLITE_ROW ? q.text(0) : q.error()) +
-                        "); refusing to touch it — keep it for the post-mortem and move it aside");
+        if (rc != SQLITE_ROW || q.text(0) != "ok") {
+            std::string why = rc == SQLITE_ROW ? q.text(0) : q.error();
+            std::replace(why.begin(), why.end(), '\n', ' ');  // one log line
+            return fail("database is corrupt (" + why + "); refusing to touch it. " +
+                        refused_advice);
+        }
     }
+    if (!read_only && sqlite3_db_readonly(s->db_, "main") == 1)
+        return fail(
+            "the state database is not writable (read-only file or file system); make it "
+            "writable for the daemon's user and start again");
     if (!read_only) {
         if (!s->exec("PRAGMA journal_mode=WAL") || !s->exec("PRAGMA synchronous=FULL") ||
             !s->exec("PRAGMA foreign_keys=ON"))
@@ -235,6 +338,10 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
             stmt any(s->db_, "SELECT count(*) FROM sqlite_master");
             if (any.step() == SQLITE_ROW && any.i64(0) > 0)
                 return fail("database holds tables but no glasswatch schema; refusing to touch it");
+            // create_fresh() never leaves a schema-less file behind: this one lost its content.
+            return fail(std::string("database holds no glasswatch schema (truncated or "
+                                    "overwritten?). ") +
+                        refused_advice);
         }
     }
     if (version > store_schema_version)
@@ -242,23 +349,9 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
                     " is newer than this glasswatch understands (" +
                     std::to_string(store_schema_version) +
                     "); upgrade glasswatch instead of downgrading the state");
-    if (read_only) {
-        if (version == 0) return fail("empty database");
-        return s;
-    }
+    if (read_only) return s;
     // Migrations: each step in its own transaction, so a crash mid-migration leaves the old
     // version intact.
-    if (version == 0) {
-        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v1 +
-                          "INSERT INTO meta(key,value) VALUES('schema_version','1');"
-                          "INSERT INTO meta(key,value) VALUES('chain_genesis','" +
-                          genesis_hash + "');COMMIT;";
-        if (!s->exec(sql.c_str())) {
-            s->exec("ROLLBACK");
-            return fail("cannot create schema: " + s->last_error_);
-        }
-        version = 1;
-    }
     if (version == 1) {
         const std::string now = std::to_string(now_micros());
         std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v2 +
@@ -270,6 +363,7 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         }
         version = 2;
     }
+    sqlite3_db_config(s->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
     return s;
 }
 
@@ -381,6 +475,8 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         cp.bind(1, c.source).bind(2, c.position).bind(3, now);
         if (cp.step() != SQLITE_DONE) return abort("write checkpoint: " + cp.error());
     }
+    if (!findings.empty()) failpoint("before_outbox_commit");
+    if (!checkpoints.empty()) failpoint("mid_checkpoint");
     if (!exec("COMMIT")) return abort("commit: " + last_error_);
     r.ok = true;
     return r;
@@ -448,13 +544,26 @@ outbox_row read_row(stmt& q) {
 std::vector<outbox_row> store::due(const std::string& sink, micros now, int limit) {
     std::vector<outbox_row> out;
     std::string sql = std::string(outbox_select) +
-                      "WHERE o.sink=? AND o.state='pending' AND o.next_attempt_at<=? "
-                      "ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
+                      "WHERE o.sink=? AND o.state='pending' AND (o.next_attempt_at<=? OR "
+                      "o.next_attempt_at>?) ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
     stmt q(db_, sql.c_str());
-    q.bind(1, sink).bind(2, now).bind(3, static_cast<std::int64_t>(limit));
+    q.bind(1, sink).bind(2, now).bind(3, now + max_schedule_ahead);
+    q.bind(4, static_cast<std::int64_t>(limit));
     while (q.step() == SQLITE_ROW)
         out.push_back(read_row(q));
     return out;
+}
+
+std::int64_t store::shift_schedule(const std::string& sink, micros step, micros now) {
+    stmt q(db_,
+           "UPDATE outbox SET next_attempt_at=next_attempt_at+? "
+           "WHERE sink=? AND state='pending' AND next_attempt_at>?");
+    q.bind(1, step).bind(2, sink).bind(3, now - step);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return -1;
+    }
+    return sqlite3_changes(db_);
 }
 
 std::vector<outbox_row> store::pending_all() {

@@ -95,7 +95,10 @@ struct chain_report {
 class store {
 public:
     // Opens (creating if needed) `<state_dir>/glasswatch.db`. Returns nullptr and sets `error`
-    // when the file is corrupt, from a newer glasswatch, or cannot be created.
+    // (naming the path and what to do) when the directory is not writable, or the file is
+    // corrupt, empty, from a newer glasswatch, or cannot be created. A new file is built aside
+    // and renamed into place, so an existing empty or schema-less file is damage, never a fresh
+    // start. A refused file is left byte for byte as it was.
     static std::unique_ptr<store> open(const std::string& state_dir, std::string& error,
                                        bool read_only = false);
     ~store();
@@ -110,8 +113,16 @@ public:
     std::optional<std::string> load_checkpoint(const std::string& source);
     std::vector<checkpoint> load_checkpoints(const std::string& prefix);
 
-    // Outbox.
+    // Outbox. Due: pending rows whose next attempt is at or before `now`, and rows scheduled
+    // more than max_schedule_ahead after it (no back-off or Retry-After schedules that far: the
+    // row was scheduled under a wall clock that has since been set back, e.g. while stopped).
+    static constexpr micros max_schedule_ahead = 2LL * 3600 * 1000000;
     std::vector<outbox_row> due(const std::string& sink, micros now, int limit);
+    // The wall clock was set back by -`step` (core::wall_step_detector) while rows of `sink`
+    // waited for their next attempt: the rows still waiting under the old clock (next attempt
+    // after `now - step`) keep their wait, moved by the step. Returns the rows moved, -1 on
+    // error.
+    std::int64_t shift_schedule(const std::string& sink, micros step, micros now);
     std::vector<outbox_row> pending_all();  // every row not yet accepted (for status / tests)
     bool mark_accepted(const std::string& alert_id, const std::string& sink, micros now,
                        const std::string& sink_ref, bool confirmed);

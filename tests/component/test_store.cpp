@@ -173,7 +173,20 @@ TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[st
         CHECK_FALSE(io::store::open(dir.path, err));
         CHECK(err.find("no glasswatch schema") != std::string::npos);
     }
-    SECTION("an empty file is initialised (migration from nothing to v1) and reopens") {
+    SECTION("a zero-length file is damage (truncation), not a fresh start") {
+        std::ofstream(file).close();
+        CHECK_FALSE(io::store::open(dir.path, err));
+        CHECK(err.find("empty (0 bytes)") != std::string::npos);
+        CHECK(fs::file_size(file) == 0);  // left as it was
+        CHECK_FALSE(io::store::open(dir.path, err, /*read_only=*/true));
+    }
+    SECTION("a new database is made complete and renamed into place") {
+        std::ofstream(dir.path / "glasswatch.db.new") << "a crashed earlier attempt";
+        { REQUIRE(io::store::open(dir.path, err)); }
+        CHECK_FALSE(fs::exists(dir.path / "glasswatch.db.new"));
+        CHECK(io::store::open(dir.path, err, /*read_only=*/true));
+    }
+    SECTION("no file yet: created (schema v2) and reopens") {
         { REQUIRE(io::store::open(dir.path, err)); }
         auto db = io::store::open(dir.path, err);
         REQUIRE(db);

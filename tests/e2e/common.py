@@ -217,3 +217,58 @@ def http_get(url):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def pagerduty_sink(lab, wd, name="pd"):
+    """A [[sinks]] entry for the lab's PagerDuty receiver (routing key in a 0600 file)."""
+    s = lab.info["sinks"]
+    key = wd.file(name + "-key", s["pagerduty_routing_key"] + "\n")
+    return f"""
+[[sinks]]
+name = "{name}"
+type = "pagerduty"
+url = "{s['pagerduty_url']}"
+routing_key_file = "{key}"
+ca_file = "{lab.info['ca_file']}"
+request_timeout = "3s"
+"""
+
+
+def webhook_sink(lab, wd, name="hook"):
+    """A [[sinks]] entry for the lab's Standard Webhooks receiver (signing secret in a 0600 file)."""
+    s = lab.info["sinks"]
+    secret = wd.file(name + "-secret", s["webhook_secret"] + "\n")
+    return f"""
+[[sinks]]
+name = "{name}"
+type = "webhook"
+url = "{s['webhook_url']}"
+signing_secret_file = "{secret}"
+ca_file = "{lab.info['ca_file']}"
+request_timeout = "3s"
+"""
+
+
+def watched_alerts(alerts_file):
+    """event id -> alert id of the alerts a file sink wrote for watched events (health alerts
+    carry no "event")."""
+    return {x["event"]["id"]: x["alertId"] for x in read_alerts(alerts_file) if "event" in x}
+
+
+def received(lab):
+    """What the lab's receivers accepted: (PagerDuty dedup_key -> triggers, webhook alert id ->
+    deliveries, requests rejected as malformed)."""
+    rec = lab.control("GET", "/lab/sinks")
+    hooks = {k[4:] if k.startswith("msg_") else k: n for k, n in rec["webhook_ids"].items()}
+    return rec["pagerduty_incidents"], hooks, rec["rejected"]
+
+
+def extra_deliveries(counts, alert_ids):
+    """Deliveries beyond one per alert over `alert_ids`: the duplicates at-least-once let through."""
+    return sum(counts.get(i, 1) - 1 for i in alert_ids)
+
+
+def file_deliveries(alerts_file):
+    """alert id -> how many times a file sink wrote it (watched-event alerts only)."""
+    import collections
+    return collections.Counter(x["alertId"] for x in read_alerts(alerts_file) if "event" in x)

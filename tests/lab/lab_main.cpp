@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -139,6 +140,17 @@ std::int64_t wall_us() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
+}
+
+// RFC 7231 IMF-fixdate, the Date header Graph sends with every answer (the daemon anchors its
+// poll windows on it, not on its own clock).
+std::string http_date(std::int64_t us) {
+    const std::time_t t = static_cast<std::time_t>(us / 1000000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return buf;
 }
 
 // Writes a file with the given mode (the mode is enforced even if the file existed).
@@ -347,7 +359,10 @@ int main(int argc, char** argv) {
         https_server graph_server(ctx, tls, [&](const server_request& req) {
             const std::string path = path_only(req);
             if (is_control_path(path)) return not_found("the control API is on the control port");
-            return lab.handle(req, wall_us());
+            const std::int64_t now = wall_us();
+            server_response res = lab.handle(req, now);
+            res.headers.emplace_back("date", http_date(now));
+            return res;
         });
         // The alert receivers have a port of their own, so a TLS fault on them ("bad TLS")
         // leaves the tenant side working, as when only the paging path is broken.
