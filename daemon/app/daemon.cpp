@@ -125,6 +125,7 @@ int run_daemon(const core::config& cfg) {
                             s.last_error = h.last_error;
                             s.token = h.token;
                             s.records = h.records;
+                            s.rejected = h.rejected;
                             return s;
                         },
                         [t] { return t->expires_at(); }});
@@ -143,6 +144,7 @@ int run_daemon(const core::config& cfg) {
                             s.last_error = h.common.last_error;
                             s.stuck = h.stuck_partitions() > 0;
                             s.records = h.messages;
+                            s.rejected = h.common.rejected;
                             return s;
                         },
                         {}});

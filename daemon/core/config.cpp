@@ -850,6 +850,7 @@ void parse_eventhub(table_reader& r, eventhub_source_config& e) {
     std::int64_t epoch = 0;
     if (r.get_int("epoch", epoch, 0, std::numeric_limits<std::int64_t>::max())) e.epoch = epoch;
     r.get_seconds("idle_timeout", e.idle_timeout);
+    r.get_int("max_message_size", e.max_message_size, 64 * 1024, 256LL << 20);
     r.finish();
     if (e.enabled && !conn.given) {
         r.error_missing("connection_string_file",

@@ -86,6 +86,10 @@ struct eventhub_source_config {
     std::optional<std::int64_t> epoch;  // owner level for exclusive receivers
     seconds idle_timeout{60};
     eventhub_sasl sasl = eventhub_sasl::anonymous_cbs;
+    // Largest AMQP message accepted, in bytes (advertised on the receiver links). A bigger one is
+    // refused unread (counted, logged) and the partition moves past it. Event Hubs caps events
+    // at 1 MB; the default leaves room for the service's annotations.
+    std::uint64_t max_message_size = 2u << 20;
 };
 
 enum class severity { info, warning, high, critical };

@@ -45,7 +45,7 @@ signin_type signin_of(graph_kind k) noexcept {
 }
 
 std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
-                           const watchlist& wl, bool full_stream) {
+                           const watchlist& wl, bool full_stream, int top) {
     std::string base(graph_base);
     while (!base.empty() && base.back() == '/')
         base.pop_back();
@@ -97,7 +97,15 @@ std::string build_poll_url(std::string_view graph_base, graph_kind k, micros fro
             filter += " and (" + any + ")";
         }
     }
-    return base + path + "?$filter=" + url_encode(filter);
+    std::string url = base + path + "?$filter=" + url_encode(filter);
+    if (top > 0) url += "&$top=" + std::to_string(top);
+    return url;
+}
+
+int smaller_page_top(int top) noexcept {
+    if (top == 1) return 0;
+    const int from = top > 0 ? top : 1000;
+    return std::max(from / 4, 1);
 }
 
 namespace {

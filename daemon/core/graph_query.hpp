@@ -25,8 +25,13 @@ signin_type signin_of(graph_kind k) noexcept;         // none for audit
 // others. Unless `full_stream`, the filter is narrowed to the watched ids where Graph allows it
 // (user sign-ins by userId; audits by initiator or target id); service-principal and
 // managed-identity sign-ins are always read in full (they carry no user id to filter on).
+// `top` > 0 asks for pages of at most that many records ($top; 0 = Graph's default, 1000).
 std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
-                           const watchlist& wl, bool full_stream);
+                           const watchlist& wl, bool full_stream, int top = 0);
+
+// The $top to ask for after a page was larger than the body limit: a quarter of `top` (0 means
+// Graph's default of 1000); 0 when even one record per page is too large (nothing left to try).
+int smaller_page_top(int top) noexcept;
 
 // Where a complete poll moves its stream's cursor (the next window starts `lookback` before it).
 // Entra stamps createdDateTime with its own clock, and this VM's clock may be stepped by hours

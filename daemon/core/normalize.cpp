@@ -4,8 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 #include "core/json_text.hpp"
 
@@ -473,6 +476,35 @@ private:
     std::size_t max_depth_;
 };
 
+// The first key that appears twice in one object of `e` (at any depth), for the error text:
+// the key itself when it is a plain field name, "" otherwise (it may be attacker text). Two
+// values for one field make a record ambiguous (a reader taking the first and one taking the
+// last could disagree on who signed in), so such a record is refused and fails closed.
+// Recursion is bounded by the parser's depth limit.
+std::optional<std::string> duplicate_key(dom::element e) {
+    dom::array arr;
+    if (e.get_array().get(arr) == simdjson::SUCCESS) {
+        for (auto v : arr)
+            if (auto d = duplicate_key(v)) return d;
+        return std::nullopt;
+    }
+    dom::object obj;
+    if (e.get_object().get(obj) != simdjson::SUCCESS) return std::nullopt;
+    std::vector<std::string_view> keys;
+    for (auto kv : obj) {
+        keys.push_back(kv.key);
+        if (auto d = duplicate_key(kv.value)) return d;
+    }
+    std::sort(keys.begin(), keys.end());
+    auto it = std::adjacent_find(keys.begin(), keys.end());
+    if (it == keys.end()) return std::nullopt;
+    const bool plain =
+        it->size() <= 64 && std::all_of(it->begin(), it->end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '@';
+        });
+    return plain ? std::string(*it) : std::string();
+}
+
 std::string decode_json_string(std::string_view quoted) {
     nlohmann::json j = nlohmann::json::parse(quoted, nullptr, false);
     return j.is_string() ? j.get<std::string>() : std::string();
@@ -599,6 +631,10 @@ split_result normalizer::split(std::string_view body) {
                         return out;
                     }
                 }
+            } else if (key == "@odata.nextLink" && !sc.peek('"') && !sc.peek('n')) {
+                // A reader that ignored it would take this page for the last one.
+                out.error = "@odata.nextLink is not a string";
+                return out;
             } else if ((key == "@odata.nextLink" || key == "@odata.context") && sc.peek('"')) {
                 std::string_view v;
                 sc.string_span(v);
@@ -642,6 +678,10 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
     dom::object o;
     if (root.get_object().get(o) != simdjson::SUCCESS) {
         r.error = "record is not an object";
+        return r;
+    }
+    if (auto dup = duplicate_key(root)) {
+        r.error = dup->empty() ? "duplicate key" : "duplicate key \"" + *dup + "\"";
         return r;
     }
     event& ev = r.ev;

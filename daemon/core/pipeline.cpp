@@ -17,12 +17,30 @@ process_output pipeline::process(std::string_view body, const body_origin& origi
     ++stats_.bodies;
     stats_.bytes += body.size();
     // Fast path: almost every body concerns nobody we watch.
-    if (!prefilter_.may_match(body)) return out;
+    const bool graph_page =
+        origin.hint == record_hint::graph_signin || origin.hint == record_hint::graph_audit;
+    if (!prefilter_.may_match(body)) {
+        // A Graph page is still split: where the next page is, and whether this one was read
+        // whole, matter even when none of its records concerns us (full_stream and the
+        // service-principal streams are not narrowed to the watched ids).
+        if (graph_page) {
+            split_result parts = normalizer_.split(body);
+            out.next_link = parts.next_link;
+            out.records = parts.records.size();
+            if (!parts.error.empty()) {
+                ++stats_.bodies_malformed;
+                out.body_error = parts.error;
+                out.problems.push_back("malformed body: " + parts.error);
+            }
+        }
+        return out;
+    }
     ++stats_.candidate_bodies;
 
     split_result parts = normalizer_.split(body);
     out.next_link = parts.next_link;
     out.records = parts.records.size();
+    out.body_error = parts.error;
     if (parts.bad_elements) {
         stats_.records_malformed += parts.bad_elements;
         out.problems.push_back("malformed record: array element is not an object");
@@ -89,13 +107,15 @@ void pipeline::fail_closed(std::string_view raw, const body_origin& origin, std:
                         {"source", origin.source},
                         {"bytes", raw.size()},
                         {"sha256", digest}};
+    if (raw.size() > max_evidence_bytes) d["evidence_bytes"] = max_evidence_bytes;
     alert a = make_health_alert(
         ctx_, rules::unparsed_candidate, severity::high, origin.source, digest.substr(0, 32),
         "Unreadable " + origin.source + " record mentions a watched identifier (" +
             std::string(reason) + "); raw bytes kept as evidence",
         now, d.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     ++stats_.matches;
-    out.findings.push_back({std::move(a), std::string(raw), origin.source});
+    out.findings.push_back(
+        {std::move(a), std::string(raw.substr(0, max_evidence_bytes)), origin.source});
 }
 
 }  // namespace glasswatch::core

@@ -54,8 +54,16 @@ struct process_output {
     std::vector<finding> findings;
     std::vector<std::string> problems;  // "kind: reason" for malformed input, content-free
     std::string next_link;              // for Graph pages
-    std::size_t records = 0;            // records in the body (only known for candidate bodies)
+    // Non-empty when the body as a whole could not be read (truncated, too large, too deep, an
+    // @odata.nextLink that is not a string): records after the fault and the nextLink may be
+    // missing, so a Graph poller must not take the page for the last one.
+    std::string body_error;
+    std::size_t records = 0;  // records in the body (known for candidate bodies and Graph pages)
 };
+
+// Evidence kept for an unreadable candidate body is cut to this many bytes (its detail carries
+// the size and the SHA-256 of all of it): a 50 MB hostile body must not become a 50 MB row.
+inline constexpr std::size_t max_evidence_bytes = 1u << 20;
 
 class pipeline {
 public:

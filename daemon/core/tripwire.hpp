@@ -40,7 +40,8 @@ struct source_snapshot {
     token_failure token = token_failure::none;  // set when the failure is token acquisition
     micros lag = 0;                             // how far behind the newest event; 0 = unknown
     bool stuck = false;
-    std::uint64_t records = 0;  // records read so far (metrics)
+    std::uint64_t records = 0;                      // records read so far (metrics)
+    std::map<std::string, std::uint64_t> rejected;  // input refused, by reason (metrics)
 };
 
 struct health_snapshot {

@@ -1,5 +1,9 @@
 #include "io/eventhub_source.hpp"
 
+#include <proton/codec.h>
+#include <proton/delivery.h>
+#include <proton/disposition.h>
+#include <proton/link.h>
 #include <spdlog/spdlog.h>
 #include <proton/annotation_key.hpp>
 #include <proton/binary.hpp>
@@ -30,7 +34,10 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <deque>
+#include <nlohmann/json.hpp>
 
+#include "core/crypto.hpp"
+#include "core/matcher.hpp"
 #include "io/net_dial.hpp"
 #include "io/secrets.hpp"
 
@@ -81,6 +88,85 @@ std::optional<std::int64_t> int_of(const proton::value& v) {
     }
 }
 
+// Proton C handle of a link: the C++ API has no max-message-size and no view of a delivery
+// that is still arriving.
+struct link_handle : proton::link {
+    explicit link_handle(const proton::link& l) : proton::link(l) {}
+    pn_link_t* raw() const { return pn_object(); }
+};
+
+// The x-opt-* annotations of a message from its first bytes (header, delivery-annotations and
+// message-annotations come before the body): enough to checkpoint past a message refused
+// unread. Fields stay empty when they are not within `head`.
+core::message_position position_from_head(std::string_view head) {
+    core::message_position pos;
+    std::unique_ptr<pn_data_t, decltype(&pn_data_free)> data(pn_data(16), &pn_data_free);
+    std::size_t at = 0;
+    while (at < head.size()) {
+        pn_data_clear(data.get());
+        const ssize_t n = pn_data_decode(data.get(), head.data() + at, head.size() - at);
+        if (n <= 0) break;  // truncated or not AMQP
+        at += static_cast<std::size_t>(n);
+        pn_data_t* d = data.get();
+        pn_data_rewind(d);
+        if (!pn_data_next(d) || pn_data_type(d) != PN_DESCRIBED) break;
+        pn_data_enter(d);
+        if (!pn_data_next(d) || pn_data_type(d) != PN_ULONG) break;
+        const std::uint64_t section = pn_data_get_ulong(d);
+        if (section >= 0x73) break;  // properties and later: the annotations are behind us
+        if (section != 0x72 || !pn_data_next(d) || pn_data_type(d) != PN_MAP) continue;
+        pn_data_enter(d);
+        while (pn_data_next(d)) {
+            std::string key;
+            if (pn_data_type(d) == PN_SYMBOL) {
+                const pn_bytes_t b = pn_data_get_symbol(d);
+                key.assign(b.start, b.size);
+            }
+            if (!pn_data_next(d)) break;
+            const pn_type_t t = pn_data_type(d);
+            if (key == "x-opt-sequence-number" && t == PN_LONG)
+                pos.sequence_number = pn_data_get_long(d);
+            if (key == "x-opt-sequence-number" && t == PN_INT)
+                pos.sequence_number = pn_data_get_int(d);
+            if (key == "x-opt-offset" && t == PN_STRING) {
+                const pn_bytes_t b = pn_data_get_string(d);
+                pos.offset = std::string(b.start, b.size);
+            }
+            if (key == "x-opt-offset" && t == PN_LONG)
+                pos.offset = std::to_string(pn_data_get_long(d));
+            if (key == "x-opt-enqueued-time" && t == PN_TIMESTAMP)
+                pos.enqueued_ms = pn_data_get_timestamp(d);
+        }
+        break;
+    }
+    return pos;
+}
+
+// Hands every completed read to `after` once the pump has taken its bytes in (fed the engine,
+// dispatched): the one moment a delivery that is still arriving can be looked at. Proton
+// buffers a multi-frame message without any limit of its own.
+class watched_stream final : public byte_stream {
+public:
+    watched_stream(std::unique_ptr<byte_stream> inner, std::function<void()> after)
+        : inner_(std::move(inner)), after_(std::move(after)) {}
+    void async_read_some(boost::asio::mutable_buffer b, handler h) override {
+        // `this` lives as long as the pump, which `h` keeps alive.
+        inner_->async_read_some(
+            b, [this, h = std::move(h)](const boost::system::error_code& ec, std::size_t n) {
+                h(ec, n);
+                if (!ec) after_();
+            });
+    }
+    void async_write(boost::asio::const_buffer b, handler h) override {
+        inner_->async_write(b, std::move(h));
+    }
+    void close() override { inner_->close(); }
+
+private:
+    std::unique_ptr<byte_stream> inner_;
+    std::function<void()> after_;
+};
+
 }  // namespace
 
 std::string_view to_string(connection_phase p) noexcept {
@@ -125,8 +211,11 @@ struct eventhub_source::session final : proton::messaging_handler {
         std::string key;  // checkpoint key
         std::string hub, partition;
         core::message_position pos;
-        std::string body;
+        std::string body;  // the message body; the first bytes only when too_large
         bool body_ok = false;
+        bool too_large = false;  // refused for its size: body not read (counted, fails closed)
+        bool settled = false;    // already settled (rejected) when it was refused
+        std::uint64_t size = 0;  // bytes seen (at least this many when too_large)
         proton::delivery d;
     };
     struct request_link {
@@ -259,6 +348,10 @@ struct eventhub_source::session final : proton::messaging_handler {
                 // Credit is explicit (window 0): it is given back only after a commit.
                 ro.source(so).credit_window(0).auto_accept(false).name(address).properties(props);
                 receivers[key] = connection.open_receiver(address, ro);
+                // Advertised on the attach: a conforming service never sends more (reference
+                // §5: Event Hubs caps events at 1 MB); refuse_oversized() handles one that does.
+                pn_link_set_max_message_size(link_handle(receivers[key]).raw(),
+                                             src.ec_.max_message_size);
                 key_parts[key] = {hub, p};
                 src.partition_health(hub, p);
                 spdlog::debug("eventhub: {} from {}", address, core::selector_expression(pos));
@@ -364,10 +457,53 @@ struct eventhub_source::session final : proton::messaging_handler {
             pm.body = proton::get<std::string>(body);
             pm.body_ok = true;
         }
+        pm.size = pm.body.size();
+        if (pm.size > src.ec_.max_message_size) {
+            // Arrived whole within one read (one frame): refused all the same.
+            pm.too_large = true;
+            pm.body.resize(head_bytes);
+        }
         pending.push_back(std::move(pm));
         src.health_.max_uncommitted =
             std::max(src.health_.max_uncommitted, pending.size() + src.committing_);
         src.notify();
+    }
+
+    static constexpr std::size_t head_bytes = 64 * 1024;  // kept of a refused message
+
+    // A partition delivery still arriving that is already larger than max_message_size is
+    // refused before more of it is buffered: its first bytes are read (for its position and as
+    // evidence), it is settled as rejected (amqp:link:message-size-exceeded), and Proton drops
+    // the rest of its frames unread. It then goes through the batch like any message, so the
+    // checkpoint moves past it and its credit comes back. Returns whether one was refused.
+    bool refuse_oversized() {
+        bool refused = false;
+        for (auto& [key, r] : receivers) {
+            pn_link_t* l = link_handle(r).raw();
+            pn_delivery_t* d = l ? pn_link_current(l) : nullptr;
+            if (!d || !pn_delivery_partial(d) || pn_delivery_pending(d) <= src.ec_.max_message_size)
+                continue;
+            pending_message pm;
+            pm.key = key;
+            pm.hub = key_parts[key].first;
+            pm.partition = key_parts[key].second;
+            pm.too_large = true;
+            pm.settled = true;
+            pm.size = pn_delivery_pending(d);
+            pm.body.resize(head_bytes);
+            const ssize_t n = pn_link_recv(l, pm.body.data(), pm.body.size());
+            pm.body.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+            pm.pos = position_from_head(pm.body);
+            pn_condition_t* c = pn_disposition_condition(pn_delivery_local(d));
+            pn_condition_set_name(c, "amqp:link:message-size-exceeded");
+            pn_condition_set_description(c, "larger than the receiver's max-message-size");
+            pn_delivery_update(d, PN_REJECTED);
+            pn_delivery_settle(d);
+            pending.push_back(std::move(pm));
+            refused = true;
+        }
+        if (refused) src.notify();
+        return refused;
     }
 
     void on_reply(proton::message& m) {
@@ -574,11 +710,16 @@ void eventhub_source::on_partition_info(const std::string& hub, const std::strin
         it = stuck_.emplace(key, core::stuck_detector(tuning_.stuck_after.count() * 1000)).first;
     const bool was = ph.stuck;
     ph.stuck = it->second.observe(ph.committed_sequence, last_enqueued, wall_now());
-    if (ph.stuck && !was)
+    if (ph.stuck && !was) {
         spdlog::warn(
             "eventhub: partition {} of {} is stuck: committed sequence {} while the service has "
             "events up to {}",
             p, hub, ph.committed_sequence, last_enqueued);
+        // Once per episode, reconnect: fresh links get fresh credit, which is all a consumer
+        // can do about a broker that stopped honouring the credit it holds (a lost flow).
+        fail("partition " + p + " of " + hub + " is stuck; reconnecting to attach it again",
+             core::amqp_error_class::transient);
+    }
     if (!ph.stuck && was) spdlog::info("eventhub: partition {} of {} moves again", p, hub);
 }
 
@@ -703,8 +844,13 @@ asio::awaitable<void> eventhub_source::connect_once() {
     set_phase(connection_phase::amqp_open);
     auto owned = std::make_unique<session>(*this);
     session* s = owned.get();
-    auto pump =
-        std::make_shared<amqp_pump>(ex, std::move(dr.stream), std::move(owned), "glasswatch");
+    std::function<void()> after_read = [this, s] {
+        // Only while `s` is the live session (a read of an old connection may still complete).
+        if (session_ != s || !s->refuse_oversized()) return;
+        if (auto p = pump_.lock(); p && !p->finished()) p->wake();  // the disposition goes out
+    };
+    auto watched = std::make_unique<watched_stream>(std::move(dr.stream), std::move(after_read));
+    auto pump = std::make_shared<amqp_pump>(ex, std::move(watched), std::move(owned), "glasswatch");
     session_ = s;
     pump_ = pump;
     proton::connection_options co;
@@ -779,6 +925,31 @@ asio::awaitable<void> eventhub_source::connect_once() {
     if (!pump->finished()) pump->abort(stopping_ ? "stopping" : "reconnecting");
 }
 
+core::finding eventhub_source::refused_message_finding(const std::string& key,
+                                                       const core::message_position& pos,
+                                                       std::uint64_t size, const std::string& head,
+                                                       core::micros now) const {
+    // Fail closed: what the message held is unknown, and it may be the break-glass sign-in.
+    // The id is the message's place in the stream, so a re-read never pages twice.
+    const std::string seq = pos.sequence_number ? std::to_string(*pos.sequence_number) : "?";
+    const std::string where = key + " sequence " + seq;
+    nlohmann::json d = {{"reason", "message larger than max_message_size"},
+                        {"source", "eventhub"},
+                        {"partition", key},
+                        {"sequence_number", seq},
+                        {"bytes_at_least", size},
+                        {"max_message_size", ec_.max_message_size},
+                        {"evidence_bytes", head.size()}};
+    core::alert a = core::make_health_alert(
+        pipeline_.context(), core::rules::unparsed_candidate, core::severity::high, "eventhub",
+        core::sha256_hex(where).substr(0, 32),
+        "Event Hub message at " + where + " is larger than max_message_size (" +
+            std::to_string(ec_.max_message_size) +
+            " bytes) and was skipped unread; it may hold watched events",
+        now, d.dump());
+    return {std::move(a), head, "eventhub"};
+}
+
 asio::awaitable<bool> eventhub_source::commit_pending() {
     session* s = session_;
     const std::size_t n = std::min(s->pending.size(), tuning_.max_batch);
@@ -796,13 +967,30 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
         ++health_.messages;
         ++partition_health(m.hub, m.partition).messages;
         ++credit_back[m.key];
-        if (!m.body_ok) {
+        if (m.too_large) {
+            ++health_.common.rejected["message_too_large"];
+            if (auto count = too_large_log_.note(now))
+                spdlog::warn(
+                    "eventhub {}: {} message(s) larger than max_message_size ({} bytes) refused "
+                    "unread since the last report, latest at sequence {} ({}+ bytes)",
+                    m.key, count, ec_.max_message_size,
+                    m.pos.sequence_number ? std::to_string(*m.pos.sequence_number) : "?", m.size);
+            findings.push_back(refused_message_finding(m.key, m.pos, m.size, m.body, now));
+        } else if (!m.body_ok) {
             ++health_.bad_bodies;
-            spdlog::warn("eventhub {}: a message without a data or string body (skipped)", m.key);
+            ++health_.common.rejected["message_without_body"];
+            if (auto count = no_body_log_.note(now))
+                spdlog::warn("eventhub {}: {} message(s) without a data or string body skipped",
+                             m.key, count);
         } else {
             core::process_output out = pipeline_.process(core::trim_body(m.body), origin, now);
-            for (const auto& p : out.problems)
-                spdlog::warn("eventhub {}: {}", m.key, p);
+            // A flood of malformed records is one line a minute (counted in the metrics always).
+            if (!out.problems.empty()) {
+                if (auto count = problem_log_.note(now, out.problems.size()))
+                    spdlog::warn(
+                        "eventhub {}: {} malformed input(s) since the last report, latest: {}",
+                        m.key, count, out.problems.back());
+            }
             health_.common.records += out.records;
             health_.common.last_event_seen = now;
             for (auto& f : out.findings)
@@ -842,7 +1030,7 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
     auto pump = pump_.lock();
     if (pump && !pump->finished() && session_ == s) {
         for (auto& m : batch)
-            m.d.accept();
+            if (!m.settled) m.d.accept();
         for (const auto& [key, count] : credit_back)
             s->receivers[key].add_credit(count);
         pump->wake();

@@ -35,7 +35,13 @@
 // refused tokens all end the connection and reconnect after a back-off whose class comes from
 // core::classify_amqp_error; the last error and the failing-since time are in health().
 // A partition whose committed position does not move while $management reports newer events
-// for `stuck_after` is reported as stuck (health + one warning line), not silently waited on.
+// for `stuck_after` is reported as stuck (health + one warning line), not silently waited on,
+// and the connection is made again once per episode (a broker that lost the link's credit
+// serves a freshly attached link).
+// Messages larger than max_message_size (advertised on the attach) are refused unread while
+// they arrive (memory stays bounded): counted (health().common.rejected), logged at most once
+// a minute, raised as unparsed_candidate alerts (what they held is unknown), and checkpointed
+// past, so a partition never sticks on one.
 //
 // Thread: main thread only. Secrets (key, tokens) never reach logs or health texts.
 #pragma once
@@ -53,6 +59,7 @@
 #include "core/backoff.hpp"
 #include "core/config.hpp"
 #include "core/eventhub.hpp"
+#include "core/log_gate.hpp"
 #include "core/pipeline.hpp"
 #include "io/amqp_pump.hpp"
 #include "io/graph_poller.hpp"  // source_health
@@ -144,6 +151,9 @@ private:
     void notify();
     void on_partition_info(const std::string& hub, const std::string& p, std::int64_t last);
     eventhub_partition_health& partition_health(const std::string& hub, const std::string& p);
+    core::finding refused_message_finding(const std::string& key, const core::message_position& pos,
+                                          std::uint64_t size, const std::string& head,
+                                          core::micros now) const;
     std::chrono::milliseconds next_backoff();
 
     runtime& rt_;
@@ -171,6 +181,9 @@ private:
     // The wake-up timer lives in run()'s coroutine frame (io objects must not outlive their
     // io_context, and this source may).
     boost::asio::steady_timer* timer_ = nullptr;
+    // Malformed, oversized and body-less messages: each at most a line a minute.
+    core::log_gate problem_log_{60LL * 1000000}, too_large_log_{60LL * 1000000},
+        no_body_log_{60LL * 1000000};
     eventhub_health health_;
 };
 

@@ -92,6 +92,10 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
         if (!res.ok()) {
             r.status = 0;
             r.error = std::string(to_string(res.error)) + ": " + res.message;
+            if (res.error == http_error::body_too_large) {
+                r.too_large = true;
+                ++counters_.too_large;
+            }
             if (!is_transient(res.error)) co_return r;
             if (!co_await sleep_for(core::backoff_delay(backoff_, attempt, jitter()))) {
                 r.stopped = true;

@@ -5,7 +5,8 @@
 //   - 401: the token is renewed once and the request repeated;
 //   - 429/5xx/408 and transient transport errors: wait for Retry-After (seconds, fractional,
 //     HTTP-date) or back off when it is missing or garbage, then retry (bounded attempts);
-//   - any other status is returned to the caller (403 = missing permission, 404, 400...).
+//   - any other status is returned to the caller (403 = missing permission, 404, 400...);
+//   - an answer larger than the client's body limit is refused unread (too_large), not retried.
 //
 // Thread: main thread only. Waits use a timer the caller owns and attaches (a coroutine-frame
 // local: io objects must not outlive their io_context, and this object may).
@@ -29,6 +30,7 @@ namespace glasswatch::io {
 struct graph_fetch_result {
     bool ok = false;         // status 200 and `body` holds the answer
     bool stopped = false;    // stop() was called while waiting
+    bool too_large = false;  // the answer was larger than the client's body limit (not retried)
     int status = 0;          // last HTTP status, 0 when no response
     std::string graph_code;  // Graph's error.code of a non-200 answer (at most 80 characters)
     std::string body;
@@ -38,6 +40,7 @@ struct graph_fetch_result {
 
 struct graph_fetch_counters {
     std::uint64_t requests = 0, throttled = 0, unauthorized = 0;
+    std::uint64_t too_large = 0;  // answers refused for their size (https_client body limit)
     core::token_failure token = core::token_failure::none;  // class of the last token result
 };
 

@@ -104,8 +104,10 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     const core::micros from = cur.cursor == 0
                                   ? started - cfg_.graph.initial_lookback.count() * 1000000LL
                                   : cur.cursor - lookback;
+    int& top = page_top_[kind];
     std::string url = core::build_poll_url(graph_.base(), kind, from, pipeline_.watched(),
-                                           cfg_.graph.full_stream);
+                                           cfg_.graph.full_stream, top);
+    const std::string stream = "graph " + std::string(core::stream_name(kind));
     core::body_origin origin;
     origin.source = "graph";
     origin.hint = kind == core::graph_kind::audit ? core::record_hint::graph_audit
@@ -116,26 +118,52 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
     core::micros ended = started;  // the server's time of the first page (core::poll_cursor)
     for (int page = 0; !url.empty(); ++page) {
         if (page >= max_pages_per_poll) {
-            fail("graph " + std::string(core::stream_name(kind)) + ": more than " +
-                 std::to_string(max_pages_per_poll) + " pages in one poll; cursor kept");
+            ++health_.rejected["too_many_pages"];
+            fail(stream + ": more than " + std::to_string(max_pages_per_poll) +
+                 " pages in one poll; cursor kept");
             co_return false;
         }
         if (!visited.insert(url).second) {
-            fail("graph " + std::string(core::stream_name(kind)) +
-                 ": @odata.nextLink loops; cursor kept");
+            ++health_.rejected["next_link_loop"];
+            fail(stream + ": @odata.nextLink loops back to a page already read; cursor kept");
             co_return false;
         }
         graph_fetch_result page_res = co_await fetch(url);
         if (page_res.stopped) co_return false;
+        if (page_res.too_large) {
+            ++health_.rejected["body_too_large"];
+            const int smaller = core::smaller_page_top(top);
+            if (smaller == 0) {
+                fail(stream + ": a single record is larger than the body limit (" + page_res.error +
+                     "); cursor kept");
+                co_return false;
+            }
+            // Start the window again with smaller pages (findings already committed are in
+            // the seen-set and cost nothing the second time).
+            spdlog::warn(
+                "{}: a page was larger than the body limit; asking for $top={} from now on", stream,
+                smaller);
+            top = smaller;
+            url = core::build_poll_url(graph_.base(), kind, from, pipeline_.watched(),
+                                       cfg_.graph.full_stream, top);
+            visited.clear();
+            page = -1;
+            continue;
+        }
         if (!page_res.ok) {
-            fail("graph " + std::string(core::stream_name(kind)) + ": " + page_res.error);
+            fail(stream + ": " + page_res.error);
             co_return false;
         }
         ++health_.pages;
         if (page == 0) ended = core::poll_cursor(started, page_res.server_date);
         core::process_output out = pipeline_.process(page_res.body, origin, wall_now());
-        for (const auto& p : out.problems)
-            spdlog::warn("graph {}: {}", core::stream_name(kind), p);
+        // A flood of malformed records is one line a minute (counted in the metrics always); an
+        // unreadable page is reported once by fail() below.
+        if (!out.problems.empty() && out.body_error.empty()) {
+            if (auto n = problem_log_.note(wall_now(), out.problems.size()))
+                spdlog::warn("{}: {} malformed input(s) since the last report, latest: {}", stream,
+                             n, out.problems.back());
+        }
         // Silence detection only needs "this page carried records", not a parse of each one.
         if (page_res.body.find("\"id\"") != std::string::npos) health_.last_event_seen = wall_now();
         health_.records += out.records;
@@ -157,12 +185,19 @@ asio::awaitable<bool> graph_poller::poll_stream(core::graph_kind kind) {
             for (auto& [k, t] : keys)
                 cur.remember(k, t);
         }
+        if (!out.body_error.empty()) {
+            // Half a page: what follows the fault, the nextLink included, may be missing.
+            ++health_.rejected["page_malformed"];
+            fail(stream + ": a page is not readable JSON (" + out.body_error + "); cursor kept");
+            co_return false;
+        }
         url.clear();
         if (!out.next_link.empty()) {
             if (!core::same_origin(out.next_link, graph_.base())) {
                 ++health_.refused_next_links;
+                ++health_.rejected["next_link_off_host"];
                 fail(
-                    "graph " + std::string(core::stream_name(kind)) +
+                    stream +
                     ": refused an @odata.nextLink to another host (the bearer token never leaves " +
                     graph_.host() + "); cursor kept");
                 co_return false;

@@ -6,6 +6,11 @@
 //   nextLinks only, loops detected), hand each page to the pipeline, commit new findings at
 //   once (no checkpoint change, so alerts leave without waiting for the last page), then commit
 //   the advanced cursor + seen-set. Then sleep poll_interval.
+// A poll that cannot read its whole window keeps the cursor (the next poll reads it again) and
+// counts why in health().rejected: a page that is not readable JSON, an off-host or looping
+// @odata.nextLink, too many pages. A page larger than the body limit is asked for again with a
+// quarter of the records per page ($top), down to one; the smaller $top stays for that stream.
+// Malformed records are logged at most once a minute (core::log_gate), counted always.
 // Requests go through one sliding-window limiter (default 5 per 10 s, the reports API limit);
 // 429/5xx wait for Retry-After (seconds, fractional, HTTP-date) or back off when it is missing
 // or garbage; a 401 renews the token once and retries.
@@ -21,6 +26,7 @@
 #include "core/backoff.hpp"
 #include "core/config.hpp"
 #include "core/graph_query.hpp"
+#include "core/log_gate.hpp"
 #include "core/pipeline.hpp"
 #include "io/graph_fetch.hpp"
 #include "io/https_client.hpp"
@@ -38,6 +44,10 @@ struct source_health {
     core::token_failure token = core::token_failure::none;
     std::uint64_t polls = 0, requests = 0, throttled = 0, pages = 0, records = 0;
     std::uint64_t unauthorized = 0, refused_next_links = 0;
+    // Input refused, by reason (glasswatch_source_rejected_total): Graph "body_too_large",
+    // "page_malformed", "next_link_off_host", "next_link_loop", "too_many_pages"; Event Hub
+    // "message_too_large", "message_without_body".
+    std::map<std::string, std::uint64_t> rejected;
 };
 
 class graph_poller {
@@ -66,6 +76,8 @@ private:
     graph_fetcher graph_;
     core::backoff_policy backoff_;
     std::map<core::graph_kind, core::graph_cursor> cursors_;
+    std::map<core::graph_kind, int> page_top_;  // $top per stream; 0 = Graph's default
+    core::log_gate problem_log_{60LL * 1000000};
     bool loaded_ = false;
     source_health health_;
 };

@@ -267,6 +267,9 @@ std::string monitor::metrics_text() const {
         one(static_cast<double>(ps.candidate_records)));
     add("glasswatch_records_malformed_total", "Records that could not be parsed", "counter",
         one(static_cast<double>(ps.records_malformed)));
+    add("glasswatch_bodies_malformed_total",
+        "Pages / message bodies that could not be read whole (truncated, too deep, too large)",
+        "counter", one(static_cast<double>(ps.bodies_malformed)));
     add("glasswatch_matches_total", "Rule matches", "counter",
         one(static_cast<double>(ps.matches)));
     std::vector<metric_sample> skipped;
@@ -275,10 +278,12 @@ std::string monitor::metrics_text() const {
     add("glasswatch_records_skipped_total", "Records of categories glasswatch does not handle",
         "counter", skipped);
 
-    std::vector<metric_sample> recs, last_ok, failing, lag, expiry;
+    std::vector<metric_sample> recs, last_ok, failing, lag, expiry, rejected;
     for (const auto& p : sources_) {
         auto s = p.snapshot();
         recs.push_back({{{"source", s.name}}, static_cast<double>(s.records)});
+        for (const auto& [reason, n] : s.rejected)
+            rejected.push_back({{{"source", s.name}, {"reason", reason}}, static_cast<double>(n)});
         last_ok.push_back({{{"source", s.name}}, static_cast<double>(s.last_success) / second});
         failing.push_back({{{"source", s.name}}, s.failing_since != 0 ? 1.0 : 0.0});
         lag.push_back({{{"source", s.name}}, static_cast<double>(s.lag) / second});
@@ -287,6 +292,9 @@ std::string monitor::metrics_text() const {
                 {{{"source", s.name}}, static_cast<double>(p.token_expiry()) / second});
     }
     add("glasswatch_source_records_total", "Records read per source", "counter", recs);
+    add("glasswatch_source_rejected_total",
+        "Input a source refused (oversized, unreadable, off-host or looping nextLink), by reason",
+        "counter", rejected);
     add("glasswatch_source_last_success_timestamp_seconds", "Last complete poll per source",
         "gauge", last_ok);
     add("glasswatch_source_failing", "1 while a source is failing", "gauge", failing);

@@ -85,6 +85,7 @@ struct subscriber {
     std::size_t next = 0;  // index into the partition log
     std::optional<std::int64_t> epoch;
     steady::time_point last_activity = steady::now();
+    bool starved = false;  // credit stall fault: never served again (see starve_links)
 };
 
 // Index of the first event the selector lets through.
@@ -620,7 +621,7 @@ void eventhub_emulator::impl::deliver(subscriber& s) {
     hub_state* h = hub(s.hub);
     if (!h || !s.link.active()) return;
     auto& p = h->parts[static_cast<std::size_t>(s.partition)];
-    if (p.stalled) return;
+    if (p.stalled || s.starved) return;
     while (s.link.credit() > 0 && s.next < p.log.size()) {
         const eventhub_event& e = p.log[s.next++];
         proton::message m;
@@ -759,6 +760,12 @@ void eventhub_emulator::stall(int partition, bool stalled) {
             impl_->wake(s.conn);
         }
     }
+}
+
+void eventhub_emulator::starve_links() {
+    impl_->log("credit stall on every attached partition link");
+    for (auto& s : impl_->subs)
+        s.starved = true;
 }
 
 void eventhub_emulator::busy_attaches(int count) {

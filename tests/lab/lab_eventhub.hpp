@@ -81,6 +81,9 @@ public:
     void detach_links(const std::string& condition = "amqp:link:detach-forced");
     void stall(int partition, bool stalled);
     void busy_attaches(int count);  // the next `count` partition attaches get server-busy
+    // Credit stall: the partition links attached now get nothing more, whatever credit the
+    // consumer gives (as if the broker lost their flow state); a re-attached link is served.
+    void starve_links();
 
     // The control API: {"drop":true, "freeze":true, "refuse_tokens":bool, "detach":true,
     // "steal":true, "stall_partition":N, "stall":bool, "busy":N,

@@ -9,9 +9,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <limits>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace glasswatch::lab {
@@ -50,6 +52,7 @@ struct snapshot {
     std::string filter_text, orderby_text;
     int top = 1000;
     std::int64_t expires_us = 0;
+    std::string first_target;  // path?query of the request that opened it (next_link_back)
 };
 struct page_ref {
     std::shared_ptr<snapshot> snap;
@@ -71,6 +74,9 @@ struct fault_state {
     double expire_tokens_every_s = 0;
     std::string next_link_host;
     bool next_link_loop = false;
+    bool next_link_back = false;       // later pages point back to the first page's URL
+    int revoke_token_after_pages = 0;  // revoke the bearer token after N mid-query pages
+    int record_padding_bytes = 0;      // every served record grows by this many bytes
     bool empty_first_page = false;
     double snapshot_ttl_s = 600;
     double delay_min_s = 2, delay_max_s = 5;
@@ -99,6 +105,9 @@ struct fault_state {
                 {"expire_tokens_every_s", expire_tokens_every_s},
                 {"next_link_host", next_link_host},
                 {"next_link_loop", next_link_loop},
+                {"next_link_back", next_link_back},
+                {"revoke_token_after_pages", revoke_token_after_pages},
+                {"record_padding_bytes", record_padding_bytes},
                 {"empty_first_page", empty_first_page},
                 {"snapshot_ttl_s", snapshot_ttl_s},
                 {"ingestion_delay_s", json::array({delay_min_s, delay_max_s})}};
@@ -108,6 +117,9 @@ struct fault_state {
 struct stats_state {
     std::uint64_t graph_requests = 0, token_requests = 0, tokens_issued = 0, throttled = 0,
                   unauthorized = 0, status_faults = 0, transport_faults = 0, control_requests = 0;
+    // Requests that arrived before the Retry-After this client was last given had passed
+    // (only answers that named a time count: "missing"/"garbage" promise nothing).
+    std::uint64_t early_requests = 0, revoked_tokens = 0;
     std::size_t max_in_window = 0;
     std::map<std::string, std::uint64_t> by_path;
     std::map<std::string, std::string> last_filter;
@@ -190,6 +202,9 @@ struct lab_tenant::state {
     std::map<std::string, page_ref> pages;  // skiptoken -> page
     std::map<std::string, issued_token> tokens;
     std::map<std::string, std::deque<std::int64_t>> windows;  // client -> Graph request times
+    std::map<std::string, std::int64_t> retry_not_before;     // client -> Retry-After time
+    std::set<std::string> revoked;                            // bearer tokens revoked
+    std::map<std::string, int> mid_query_pages;               // bearer -> pages with a nextLink
     fault_state faults;
     lab_posture posture;  // the directory objects posture checks read
     stats_state st;
@@ -650,12 +665,18 @@ struct lab_tenant::state {
             else if (key == "next_link_host") {
                 ok = v.is_string();
                 if (ok) f.next_link_host = v.get<std::string>();
-            } else if (key == "next_link_loop" || key == "empty_first_page") {
+            } else if (key == "next_link_loop" || key == "empty_first_page" ||
+                       key == "next_link_back") {
                 ok = v.is_boolean();
                 if (ok)
-                    (key == "next_link_loop" ? f.next_link_loop : f.empty_first_page) =
-                        v.get<bool>();
-            } else if (key == "snapshot_ttl_s")
+                    (key == "next_link_loop"   ? f.next_link_loop
+                     : key == "next_link_back" ? f.next_link_back
+                                               : f.empty_first_page) = v.get<bool>();
+            } else if (key == "revoke_token_after_pages")
+                ok = int_in(v, 0, 1000000, f.revoke_token_after_pages);
+            else if (key == "record_padding_bytes")
+                ok = int_in(v, 0, 256 << 20, f.record_padding_bytes);
+            else if (key == "snapshot_ttl_s")
                 ok = num_in(v, 0.001, big, f.snapshot_ttl_s);
             else if (key == "ingestion_delay_s") {
                 double lo = 0, hi = 0;
@@ -707,6 +728,8 @@ struct lab_tenant::state {
                 {"unauthorized", st.unauthorized},
                 {"status_faults", st.status_faults},
                 {"transport_faults", st.transport_faults},
+                {"early_requests", st.early_requests},
+                {"revoked_tokens", st.revoked_tokens},
                 {"control_requests", st.control_requests},
                 {"max_in_10s", st.max_in_window},
                 {"max_in_window_by_client", clients},
@@ -783,29 +806,37 @@ struct lab_tenant::state {
     }
 
     // Retry-After in the form the `retry_after` fault asks for; `wait_s` is the honest value.
-    void add_retry_after(test::server_response& r, double wait_s) const {
+    // Remembers the time it names for `client`: a request before then counts as early.
+    void add_retry_after(test::server_response& r, double wait_s, const std::string& client) {
         wait_s = std::max(wait_s, 0.001);
         const std::string& form = faults.retry_after;
         std::string v;
+        std::int64_t not_before = 0;
         if (form == "seconds") {
-            v = std::to_string(static_cast<long long>(std::ceil(wait_s)));
+            const auto secs = static_cast<long long>(std::ceil(wait_s));
+            v = std::to_string(secs);
+            not_before = now + secs * us_per_s;
         } else if (form == "fractional") {
             char buf[32];
             std::snprintf(buf, sizeof buf, "%.3f", std::max(wait_s, 0.5));
             v = buf;
+            not_before = now + static_cast<std::int64_t>(std::strtod(buf, nullptr) * 1e6);
         } else if (form == "http-date") {
             // An HTTP-date has whole seconds; round up so the client never comes back early.
-            v = http_date((now / us_per_s + static_cast<std::int64_t>(std::ceil(wait_s)) + 1) *
-                          us_per_s);
+            not_before =
+                (now / us_per_s + static_cast<std::int64_t>(std::ceil(wait_s)) + 1) * us_per_s;
+            v = http_date(not_before);
         } else if (form == "garbage") {
             v = "soon";
         } else {
             return;  // "missing"
         }
         r.headers.emplace_back("Retry-After", v);
+        auto& nb = retry_not_before[client];
+        nb = std::max(nb, not_before);
     }
 
-    test::server_response status_fault(const graph_ctx& g) {
+    test::server_response status_fault(const graph_ctx& g, const std::string& client) {
         const int status = faults.graph_status;
         test::server_response r;
         switch (status) {
@@ -844,7 +875,7 @@ struct lab_tenant::state {
                 r = graph_error(status, "UnknownError", "Simulated failure.", g);
                 break;
         }
-        if (status == 503 || status == 429) add_retry_after(r, 2.0);
+        if (status == 503 || status == 429) add_retry_after(r, 2.0, client);
         if (faults.graph_status_count > 0 && --faults.graph_status_count == 0)
             faults.graph_status = 0;
         ++st.status_faults;
@@ -911,6 +942,10 @@ struct lab_tenant::state {
         const std::string client = tok != tokens.end() ? tok->second.client_id : "anonymous";
         // Directory reads (posture) are not the reports API: they do not count against its window.
         const std::size_t in_window = directory ? 0 : record_request(client, t);
+        if (!directory) {
+            auto nb = retry_not_before.find(client);
+            if (nb != retry_not_before.end() && t < nb->second) ++st.early_requests;
+        }
 
         for (const auto& [name, value] : parse_params(query_of(req)))
             if (iequals(name, "$filter")) st.last_filter[path] = value;
@@ -936,6 +971,8 @@ struct lab_tenant::state {
             problem = "Access token is empty.";
         else if (tok == tokens.end())
             problem = "Invalid authentication token.";
+        else if (revoked.count(bearer))
+            problem = "Access token has been revoked.";
         else {
             const issued_token& it = tok->second;
             std::int64_t expires = it.issued_us + static_cast<std::int64_t>(it.ttl_s) * us_per_s;
@@ -960,10 +997,10 @@ struct lab_tenant::state {
             in_window > static_cast<std::size_t>(faults.throttle_limit)) {
             ++st.throttled;
             auto r = graph_error(429, "TooManyRequests", "Too many requests.", g);
-            add_retry_after(r, window_wait_s(client, t));
+            add_retry_after(r, window_wait_s(client, t), client);
             return r;
         }
-        if (faults.graph_status != 0) return status_fault(g);
+        if (faults.graph_status != 0) return status_fault(g, client);
         if (req.method != "GET")
             return graph_error(
                 405, "Request_BadRequest",
@@ -998,7 +1035,7 @@ struct lab_tenant::state {
             if (r1 != r0) {
                 ++st.throttled;
                 auto r = graph_error(429, "TooManyRequests", "Too many requests.", g);
-                add_retry_after(r, 1.0);
+                add_retry_after(r, 1.0, client);
                 return r;
             }
         }
@@ -1022,6 +1059,7 @@ struct lab_tenant::state {
             snap->orderby_text = q->orderby_text;
             snap->top = q->top;
             snap->expires_us = t + seconds_to_us(faults.snapshot_ttl_s);
+            snap->first_target = path + "?" + query_of(req);
             for (const auto& e : events) {
                 if (e->kind != kind || e->visible_us > t) continue;
                 // Without a signInEventTypes clause only interactive sign-ins are listed (§2.3).
@@ -1053,18 +1091,30 @@ struct lab_tenant::state {
         } else if (end < snap->items.size()) {
             next = new_page_token(snap, end);
         }
+        std::string next_url = next.empty() ? std::string() : next_link(host, *snap, next);
+        if (faults.next_link_back && !first)
+            next_url = "https://" + host + snap->first_target;  // back to where it began
+        if (!next_url.empty() && faults.revoke_token_after_pages > 0 &&
+            ++mid_query_pages[bearer] >= faults.revoke_token_after_pages) {
+            // Revoked between two pages of one query: the next page needs a new token.
+            revoked.insert(bearer);
+            ++st.revoked_tokens;
+        }
 
         json value = json::array();
         for (std::size_t i = begin; i < end; ++i) {
             const event& e = *snap->items[i];
             value.push_back(beta ? e.body : strip_beta(e.body, kind));
+            if (faults.record_padding_bytes > 0)
+                value.back()["labPadding"] =
+                    std::string(static_cast<std::size_t>(faults.record_padding_bytes), 'x');
             ++st.served[e.id];
         }
         json body;
         body["@odata.context"] = "https://" + host + "/" + (beta ? "beta" : "v1.0") +
                                  "/$metadata#auditLogs/" +
                                  (kind == log_kind::sign_ins ? "signIns" : "directoryAudits");
-        if (!next.empty()) body["@odata.nextLink"] = next_link(host, *snap, next);
+        if (!next_url.empty()) body["@odata.nextLink"] = next_url;
         body["value"] = std::move(value);
         test::server_response r;
         r.status = 200;

@@ -125,7 +125,13 @@ public:
     // ("none"|"hang"|"reset"|"drop_after_headers") + graph_transport_count, throttle_ratio (0..1),
     // throttle_limit, throttle_window_s, retry_after ("seconds"|"fractional"|"http-date"|
     // "missing"|"garbage"), expire_tokens_every_s (0 = off), next_link_host ("" = off),
-    // next_link_loop, empty_first_page, snapshot_ttl_s, ingestion_delay_s (number or [min,max]).
+    // next_link_loop, next_link_back (later pages link back to the first page's URL),
+    // revoke_token_after_pages (N: the bearer token is revoked after it read N pages that had a
+    // nextLink, i.e. between pages of one query; 0 = off), record_padding_bytes (every served
+    // record carries a "labPadding" string this long: huge pages), empty_first_page,
+    // snapshot_ttl_s, ingestion_delay_s (number or [min,max]).
+    // stats() counts early_requests: requests from a client that arrived before the Retry-After
+    // it was last handed (seconds, fractional or HTTP-date) had passed.
     // Unknown keys or wrong types are rejected and nothing is changed.
     control_result set_faults(const nlohmann::json& faults);
     void reset_faults();

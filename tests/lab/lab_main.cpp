@@ -9,9 +9,12 @@
 // The Event Hubs emulator (lab_eventhub.hpp) listens on two more loopback ports (AMQPS and AMQP
 // over WebSockets) and carries every event of the lab in diagnostic-settings form once it
 // becomes visible, so the demo runs on either source; its faults are at
-// POST /lab/eventhub/faults, its counters at GET /lab/eventhub/stats. Writes what a client needs
-// into DIR (CA, client secret, client certificate + key) and DIR/lab.json last, atomically, so a
-// reader that sees lab.json can rely on everything else being there.
+// POST /lab/eventhub/faults, its counters at GET /lab/eventhub/stats; POST
+// /lab/eventhub/publish_padded {"body":"{...}","bytes":N,"partition":P} publishes a JSON object
+// grown to N bytes with a "padding" member (huge messages the control body limit would refuse).
+// Writes what a client needs into DIR (CA, client secret, client certificate + key) and
+// DIR/lab.json last, atomically, so a reader that sees lab.json can rely on everything else
+// being there.
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -386,6 +389,23 @@ int main(int argc, char** argv) {
                 r.body = hub.control(body).dump();
                 if (body.is_discarded() || r.body.find("\"error\"") != std::string::npos)
                     r.status = 400;
+                return r;
+            }
+            if (path == "/lab/eventhub/publish_padded" && req.method == "POST") {
+                json spec = json::parse(req.body, nullptr, false);
+                server_response r;
+                std::string body = spec.is_object() ? spec.value("body", std::string()) : "";
+                const auto bytes = spec.is_object() ? spec.value("bytes", std::size_t{0}) : 0;
+                if (body.size() < 2 || body.back() != '}' || bytes > (512u << 20)) {
+                    r.status = 400;
+                    r.body = json{{"error", "expected {\"body\":\"{...}\",\"bytes\":N}"}}.dump();
+                    return r;
+                }
+                body.pop_back();
+                const std::size_t pad = bytes > body.size() + 14 ? bytes - body.size() - 14 : 0;
+                body += ",\"padding\":\"" + std::string(pad, 'x') + "\"}";
+                auto e = hub.publish(std::move(body), spec.value("partition", -1));
+                r.body = json{{"sequence_number", e.sequence_number}, {"offset", e.offset}}.dump();
                 return r;
             }
             if (path == "/lab/eventhub/stats") {

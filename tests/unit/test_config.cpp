@@ -766,6 +766,7 @@ credit = 50
 epoch = 7
 idle_timeout = "90s"
 sasl = "plain"
+max_message_size = 1048576
 )");
         INFO(all_errors(r));
         REQUIRE(r.value.has_value());
@@ -781,6 +782,7 @@ sasl = "plain"
         REQUIRE(e.epoch.has_value());
         CHECK(*e.epoch == 7);
         CHECK(e.idle_timeout == seconds{90});
+        CHECK(e.max_message_size == 1048576);
     }
     SECTION("bad sasl") {
         const std::string text = minimal + "[sources.eventhub]\nsasl = \"external\"\n";
