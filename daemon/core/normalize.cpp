@@ -234,10 +234,8 @@ bool fill_signin(dom::object p, event& ev, std::string& error) {
     return true;
 }
 
-// True when the value of `key` (a string, or a number written as one) concerns the probe.
-bool field_concerns(dom::object o, std::string_view key, const identity_probe& probe) {
-    dom::element e;
-    if (!find(o, key, e)) return false;
+// True when a value (a string, or a number written as one) concerns the probe.
+bool value_concerns(dom::element e, const identity_probe& probe) {
     if (e.type() == dom::element_type::STRING) {
         std::string_view v = e.get_string().value_unsafe();
         return !v.empty() && probe.concerns(v);
@@ -246,27 +244,33 @@ bool field_concerns(dom::object o, std::string_view key, const identity_probe& p
     return !v.empty() && probe.concerns(v);
 }
 
-// Every identity value fill_signin()/fill_audit() can hand to the matcher (a superset: both
-// the user and the service principal of a sign-in, both initiatedBy.user and .app of an audit).
-bool identities_concern(dom::object p, event_kind kind, const identity_probe& probe) {
-    if (kind == event_kind::sign_in)
-        return field_concerns(p, "userId", probe) ||
-               field_concerns(p, "servicePrincipalId", probe) ||
-               field_concerns(p, "userPrincipalName", probe);
-    dom::object initiated, who;
-    if (get_obj(p, "initiatedBy", initiated)) {
-        if (get_obj(initiated, "user", who) &&
-            (field_concerns(who, "id", probe) || field_concerns(who, "userPrincipalName", probe)))
-            return true;
-        if (get_obj(initiated, "app", who) && field_concerns(who, "servicePrincipalId", probe))
-            return true;
-    }
-    dom::array targets;
-    if (get_arr(p, "targetResources", targets)) {
-        for (auto t : targets) {
-            if (t.get_object().get(who) != simdjson::SUCCESS) continue;
-            if (field_concerns(who, "id", probe) || field_concerns(who, "userPrincipalName", probe))
+// Every identity value fill_signin()/fill_audit() can hand to the matcher, and more: one pass
+// over the keys (any case, duplicates included, so a second "userId" cannot hide behind the
+// first), the id / UPN / service principal fields at every level, initiatedBy.user and .app,
+// every targetResources element, whatever the record's category says. A superset is safe: a
+// false "concerns" only costs the full normalization.
+bool object_concerns(dom::object o, const identity_probe& probe, int depth) {
+    for (auto kv : o) {
+        const std::string_view k = kv.key;
+        if (iequals_ascii(k, "id") || iequals_ascii(k, "userId") ||
+            iequals_ascii(k, "servicePrincipalId") || iequals_ascii(k, "userPrincipalName")) {
+            if (value_concerns(kv.value, probe)) return true;
+        } else if (depth < 3 &&
+                   (iequals_ascii(k, "properties") || iequals_ascii(k, "initiatedBy") ||
+                    iequals_ascii(k, "user") || iequals_ascii(k, "app"))) {
+            dom::object sub;
+            if (kv.value.get_object().get(sub) == simdjson::SUCCESS &&
+                object_concerns(sub, probe, depth + 1))
                 return true;
+        } else if (depth < 3 && iequals_ascii(k, "targetResources")) {
+            dom::array targets;
+            if (kv.value.get_array().get(targets) != simdjson::SUCCESS) continue;
+            for (auto t : targets) {
+                dom::object to;
+                if (t.get_object().get(to) == simdjson::SUCCESS &&
+                    object_concerns(to, probe, depth + 1))
+                    return true;
+            }
         }
     }
     return false;
@@ -558,6 +562,9 @@ bool split_on_demand(od::parser& parser, std::string& buffer, std::size_t size, 
                     ++out.bad_elements;  // skipped when the iteration moves on
                 }
             }
+        } else if (key == "@odata.nextLink" && type != od::json_type::string &&
+                   type != od::json_type::null) {
+            return false;  // the scanner reports it: a reader ignoring it would stop paging
         } else if ((key == "@odata.nextLink" || key == "@odata.context") &&
                    type == od::json_type::string) {
             std::string_view text;
@@ -680,6 +687,12 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
         r.error = "record is not an object";
         return r;
     }
+    // Before the duplicate-key walk and the event: most candidate records of a busy tenant
+    // carry a watched GUID only in an unrelated field (tenant, policy or correlation ids).
+    if (probe && !object_concerns(o, *probe, 0)) {
+        r.status = normalize_status::not_concerned;
+        return r;
+    }
     if (auto dup = duplicate_key(root)) {
         r.error = dup->empty() ? "duplicate key" : "duplicate key \"" + *dup + "\"";
         return r;
@@ -704,10 +717,6 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
             r.error = "diagnostic record without properties object";
             return r;
         }
-        if (probe && !identities_concern(props, kind, *probe)) {
-            r.status = normalize_status::not_concerned;
-            return r;
-        }
         ev.tenant_id = to_lower_ascii(get_str(o, "tenantId"));
         if (kind == event_kind::sign_in) {
             ev.signin = type;
@@ -725,11 +734,6 @@ normalize_result normalizer::normalize(std::string_view raw, record_hint hint,
     } else {
         bool audit = hint == record_hint::graph_audit ||
                      (hint == record_hint::any && !get_str(o, "activityDateTime").empty());
-        if (probe &&
-            !identities_concern(o, audit ? event_kind::audit : event_kind::sign_in, *probe)) {
-            r.status = normalize_status::not_concerned;
-            return r;
-        }
         if (audit) {
             ev.format = record_format::graph_audit;
             ev.category = "directoryAudits";

@@ -259,3 +259,21 @@ TEST_CASE("the identity probe never dismisses a record the matcher would alert o
     CHECK(dismissed > 100);
     CHECK(alerted > 50);
 }
+
+TEST_CASE("a duplicate identity key cannot hide a watched id from the probe",
+          "[matcher][pipeline]") {
+    // The first "userId" is someone else; a reader taking the last would see the break-glass
+    // account. The probe sees every occurrence, so the record reaches the duplicate-key check
+    // and fails closed instead of being dismissed.
+    auto c = t::config_watching({t::adele});
+    const std::string body =
+        std::string(R"({"records":[{"category":"SignInLogs","tenantId":")") + t::tenant +
+        R"(","properties":{"id":"dup","createdDateTime":"2025-11-03T14:22:07Z","userId":")" +
+        t::bruno + R"(","userId":")" + t::adele + R"("}}]})";
+    const auto rules = rules_fired(c, body);
+    REQUIRE(rules.size() == 1);
+    CHECK(rules[0] == "unparsed_candidate");
+    pipeline p(c);
+    p.process(body, {}, 1);
+    CHECK(p.stats().not_concerned == 0);
+}
