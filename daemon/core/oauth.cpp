@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+#include "core/json_field.hpp"
 #include "core/json_text.hpp"
 
 namespace glasswatch::core {
@@ -127,11 +128,11 @@ token_answer classify_token_response(int status, std::string_view body) {
         return a;
     }
     if (j.is_object()) {
-        a.oauth_error = j.value("error", std::string());
+        a.oauth_error = json_string(j, "error");
         if (j.contains("error_codes") && j["error_codes"].is_array() && !j["error_codes"].empty() &&
             j["error_codes"][0].is_number_integer())
             a.aadsts = j["error_codes"][0].get<std::int64_t>();
-        std::string d = j.value("error_description", std::string());
+        std::string d = json_string(j, "error_description");
         a.description = d.substr(0, d.find_first_of("\r\n"));
     }
     if (a.aadsts != 0) {
