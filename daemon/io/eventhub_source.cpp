@@ -757,14 +757,7 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
             for (auto& f : out.findings)
                 findings.push_back(std::move(f));
         }
-        if (core::usable(m.pos)) {
-            auto& cp = advance[m.key];
-            if (*m.pos.sequence_number >= cp.sequence_number) {
-                cp.sequence_number = *m.pos.sequence_number;
-                cp.offset = m.pos.offset.value_or("");
-                cp.enqueued_ms = m.pos.enqueued_ms.value_or(0);
-            }
-        }
+        if (core::usable(m.pos)) core::advance(advance[m.key], m.pos);
     }
     std::vector<checkpoint> checkpoints;
     for (const auto& [key, cp] : advance)
