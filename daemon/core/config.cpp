@@ -103,6 +103,24 @@ bool has_control_char(std::string_view s) noexcept {
     });
 }
 
+// What Entra accepts as a user principal name: at most 113 characters, one '@', letters, digits
+// and ' . - _ ! # ^ ~ before it, a DNS name after it. Anything else could never sign in, and the
+// prefilter finds UPNs as tokens of exactly these characters: a UPN outside them would be missed.
+bool is_entra_upn(std::string_view s) noexcept {
+    const std::size_t at = s.find('@');
+    if (at == 0 || at == std::string_view::npos || at + 1 == s.size() || s.size() > 113)
+        return false;
+    const auto user_char = [](char c) {
+        return is_alpha(c) || is_digit(c) ||
+               std::string_view("'.-_!#^~").find(c) != std::string_view::npos;
+    };
+    const auto domain_char = [](char c) {
+        return is_alpha(c) || is_digit(c) || c == '.' || c == '-';
+    };
+    return std::all_of(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(at), user_char) &&
+           std::all_of(s.begin() + static_cast<std::ptrdiff_t>(at) + 1, s.end(), domain_char);
+}
+
 // Optimal string alignment distance (Levenshtein plus adjacent transpositions): "pol_interval"
 // and "poll_inetrval" are both one typo away from "poll_interval".
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -675,12 +693,11 @@ void parse_account(table_reader& r, watched_account& a, parse_state& st) {
     }
     std::string upn;
     if (r.get_string("upn", upn)) {
-        const std::size_t at = upn.find('@');
-        const bool one_at = at != std::string::npos && upn.find('@', at + 1) == std::string::npos;
-        const bool blank = upn.find_first_of(" \t") != std::string::npos || has_control_char(upn);
-        if (!one_at || at == 0 || at + 1 == upn.size() || blank) {
+        if (!is_entra_upn(upn)) {
             r.error_at("upn", *r.take("upn"),
-                       "expected a user principal name with exactly one '@' (user@domain)");
+                       "expected a user principal name with exactly one '@' (user@domain): at "
+                       "most 113 characters, letters, digits and ' . - _ ! # ^ ~ before the '@', "
+                       "letters, digits, '.' and '-' after it");
         } else {
             a.upn = to_lower(upn);
         }

@@ -326,7 +326,10 @@ std::string encode_checkpoint(const eventhub_checkpoint& c) {
     nlohmann::json j = {{"sequence_number", c.sequence_number},
                         {"offset", c.offset},
                         {"enqueued_ms", c.enqueued_ms}};
-    return j.dump();
+    // The offset is the broker's text and only informational (resume_position() uses the
+    // sequence number): bytes that are not UTF-8 are replaced rather than thrown on, which would
+    // stop the source at every commit of that message.
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::optional<eventhub_checkpoint> decode_checkpoint(std::string_view text) {
@@ -359,6 +362,13 @@ start_position resume_position(const std::optional<eventhub_checkpoint>& saved, 
 
 bool usable(const message_position& p) noexcept {
     return p.sequence_number.has_value() && *p.sequence_number >= 0;
+}
+
+void advance(eventhub_checkpoint& cp, const message_position& p) {
+    if (!usable(p) || *p.sequence_number < cp.sequence_number) return;
+    cp.sequence_number = *p.sequence_number;
+    cp.offset = p.offset.value_or("");
+    cp.enqueued_ms = p.enqueued_ms.value_or(0);
 }
 
 std::string_view trim_body(std::string_view body) noexcept {

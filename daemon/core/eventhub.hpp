@@ -128,6 +128,8 @@ struct message_position {
 };
 // A delivery is usable for checkpointing only with a sequence number.
 bool usable(const message_position& p) noexcept;
+// Moves `cp` to the delivery at `p`; an unusable position or one older than `cp` changes nothing.
+void advance(eventhub_checkpoint& cp, const message_position& p);
 
 // Strips a UTF-8 BOM and trailing whitespace from a body (reference §4.1).
 std::string_view trim_body(std::string_view body) noexcept;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+#include "core/json_field.hpp"
 #include "core/json_text.hpp"
 
 namespace glasswatch::core {
@@ -126,17 +127,12 @@ token_answer classify_token_response(int status, std::string_view body) {
         a.description = "HTTP 200 without an access_token";
         return a;
     }
-    // Fields of the wrong type read as absent (json::value() would throw on them).
-    auto text = [&j](const char* key) {
-        auto it = j.find(key);
-        return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
     if (j.is_object()) {
-        a.oauth_error = text("error");
+        a.oauth_error = json_string(j, "error");
         if (j.contains("error_codes") && j["error_codes"].is_array() && !j["error_codes"].empty() &&
             j["error_codes"][0].is_number_integer())
             a.aadsts = j["error_codes"][0].get<std::int64_t>();
-        std::string d = text("error_description");
+        std::string d = json_string(j, "error_description");
         a.description = d.substr(0, d.find_first_of("\r\n"));
     }
     if (a.aadsts != 0) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
+#include "core/json_field.hpp"
 #include "core/json_text.hpp"
 
 namespace glasswatch::core::posture {
@@ -46,11 +47,6 @@ bool parse_body(std::string_view body, json& out, std::string& error) {
     return true;
 }
 
-std::string str(const json& j, const char* key) {
-    auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 std::vector<std::string> lower_list(const json& j, const char* key) {
     std::vector<std::string> out;
     auto it = j.find(key);
@@ -67,7 +63,7 @@ const json* page_values(const json& page, std::string& next_link, std::string& e
         error = "no \"value\" array in the Graph page";
         return nullptr;
     }
-    next_link = str(page, "@odata.nextLink");
+    next_link = json_string(page, "@odata.nextLink");
     return &*it;
 }
 
@@ -80,8 +76,8 @@ bool contains(const std::vector<std::string>& v, std::string_view x) {
 bool parse_user(std::string_view body, user_info& out, std::string& error) {
     json j;
     if (!parse_body(body, j, error)) return false;
-    out.id = to_lower_ascii(str(j, "id"));
-    out.upn = str(j, "userPrincipalName");
+    out.id = to_lower_ascii(json_string(j, "id"));
+    out.upn = json_string(j, "userPrincipalName");
     auto en = j.find("accountEnabled");
     if (out.id.empty() || en == j.end() || !en->is_boolean()) {
         error = "user object without id or accountEnabled";
@@ -102,13 +98,14 @@ bool parse_role_page(std::string_view body, std::vector<role_assignment>& out,
     for (const auto& v : *values) {
         if (!v.is_object()) continue;
         role_assignment a;
-        a.role_definition_id = to_lower_ascii(str(v, "roleDefinitionId"));
-        if (auto scope = str(v, "directoryScopeId"); !scope.empty()) a.directory_scope_id = scope;
-        a.assignment_type = str(v, "assignmentType");
+        a.role_definition_id = to_lower_ascii(json_string(v, "roleDefinitionId"));
+        if (auto scope = json_string(v, "directoryScopeId"); !scope.empty())
+            a.directory_scope_id = scope;
+        a.assignment_type = json_string(v, "assignmentType");
         if (auto si = v.find("scheduleInfo"); si != v.end() && si->is_object()) {
             if (auto ex = si->find("expiration"); ex != si->end() && ex->is_object()) {
-                a.expiration_type = str(*ex, "type");
-                a.expiration_end = str(*ex, "endDateTime");
+                a.expiration_type = json_string(*ex, "type");
+                a.expiration_end = json_string(*ex, "endDateTime");
             }
         }
         out.push_back(std::move(a));
@@ -123,7 +120,8 @@ bool parse_members_page(std::string_view body, std::vector<std::string>& out,
     const json* values = page_values(j, next_link, error);
     if (values == nullptr) return false;
     for (const auto& v : *values)
-        if (v.is_object() && !str(v, "id").empty()) out.push_back(to_lower_ascii(str(v, "id")));
+        if (v.is_object() && !json_string(v, "id").empty())
+            out.push_back(to_lower_ascii(json_string(v, "id")));
     return true;
 }
 
@@ -136,9 +134,9 @@ bool parse_ca_page(std::string_view body, std::vector<ca_policy>& out, std::stri
     for (const auto& v : *values) {
         if (!v.is_object()) continue;
         ca_policy p;
-        p.id = to_lower_ascii(str(v, "id"));
-        p.display_name = str(v, "displayName");
-        p.state = str(v, "state");
+        p.id = to_lower_ascii(json_string(v, "id"));
+        p.display_name = json_string(v, "displayName");
+        p.state = json_string(v, "state");
         if (auto c = v.find("conditions"); c != v.end() && c->is_object()) {
             if (auto u = c->find("users"); u != c->end() && u->is_object()) {
                 p.include_users = lower_list(*u, "includeUsers");
@@ -466,18 +464,18 @@ std::optional<posture_state> posture_state::from_json(std::string_view text) {
     s.checked_at = at->get<micros>();
     for (const auto& [key, v] : entries->items()) {
         if (!v.is_object()) return std::nullopt;
-        auto st = parse_status(str(v, "status"));
+        auto st = parse_status(json_string(v, "status"));
         auto since = v.find("since");
         if (!st || since == v.end() || !since->is_number_integer()) return std::nullopt;
         state_entry e;
         e.st = *st;
-        e.problem = str(v, "problem");
+        e.problem = json_string(v, "problem");
         e.since = since->get<micros>();
-        e.episode = str(v, "episode");
+        e.episode = json_string(v, "episode");
         if (auto occ = v.find("occurrence"); occ != v.end() && occ->is_number_integer())
             e.occurrence = occ->get<int>();
-        e.label = str(v, "label");
-        e.permission = str(v, "permission");
+        e.label = json_string(v, "label");
+        e.permission = json_string(v, "permission");
         s.entries[key] = std::move(e);
     }
     return s;

@@ -110,6 +110,13 @@ prefilter::prefilter(const std::vector<std::string>& guids, const std::vector<st
         if (!l.empty()) upns_.insert(std::move(l));
     }
     want_at_ = !upns_.empty();
+    for (unsigned c = 0; c < 128; ++c) {
+        escape_hides_[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                           (c >= 'A' && c <= 'Z') || c == '-' || c == '.' || c == '@' || c == '_';
+    }
+    for (const auto& u : upns_)
+        for (char c : u)
+            escape_hides_[static_cast<unsigned char>(c)] = true;
 #if GLASSWATCH_X86
     use_avx2_ = __builtin_cpu_supports("avx2");
 #endif
@@ -158,9 +165,7 @@ bool prefilter::check_escape(const char* base, std::size_t n, std::size_t pos) c
     unsigned char h1 = hex.v[static_cast<unsigned char>(base[pos + 4])];
     unsigned char h2 = hex.v[static_cast<unsigned char>(base[pos + 5])];
     if ((h1 | h2) & 0xF0) return false;
-    unsigned c = h1 * 16u + h2;
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-           c == '.' || c == '@' || c == '_';
+    return escape_hides_[h1 * 16u + h2];
 }
 
 inline bool prefilter::check(const char* base, std::size_t n, std::size_t pos) const noexcept {

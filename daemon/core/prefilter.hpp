@@ -9,7 +9,9 @@
 // not matter: hex is decoded). At an '@' the surrounding UPN-shaped token is lower-cased and
 // looked up. A "\\u00XX" escape that decodes to a character that can occur in an id or UPN
 // (letter, digit, '-', '.', '@', '_') makes the record a candidate, because the literal id
-// might be hidden behind it; other escapes (<, >, ', non-ASCII) are common and harmless.
+// might be hidden behind it, and so does one of a character some watched UPN holds (an
+// apostrophe, which System.Text.Json writes as \u0027); other escapes (<, >, non-ASCII, and ' when
+// no watched UPN has one) are common and harmless.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +50,7 @@ private:
     std::uint64_t mask_ = 0;
     std::size_t guid_count_ = 0;
     std::unordered_set<std::string> upns_;
+    bool escape_hides_[256] = {};  // a "\u00XX" escape of this character makes a candidate
     bool want_at_ = false;
     bool use_avx2_ = false;
 };

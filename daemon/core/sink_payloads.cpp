@@ -4,6 +4,7 @@
 
 #include "core/backoff.hpp"
 #include "core/crypto.hpp"
+#include "core/json_field.hpp"
 #include "core/json_text.hpp"
 #include "core/oauth.hpp"
 
@@ -83,12 +84,12 @@ sink_answer classify_pagerduty(int status, std::string_view body) {
     r.verdict = verdict_for_status(status);
     auto j = json::parse(body, nullptr, false);
     if (r.verdict == sink_verdict::accepted) {
-        if (j.is_object()) r.ref = j.value("dedup_key", std::string());
+        if (j.is_object()) r.ref = json_string(j, "dedup_key");
         return r;
     }
     std::string text = "HTTP " + std::to_string(status);
     if (j.is_object()) {
-        text += ": " + j.value("status", std::string()) + " " + j.value("message", std::string());
+        text += ": " + json_string(j, "status") + " " + json_string(j, "message");
         if (j.contains("errors") && j["errors"].is_array())
             for (auto& e : j["errors"])
                 if (e.is_string()) text += "; " + e.get<std::string>();
@@ -118,7 +119,7 @@ std::string basic_auth(std::string_view user, std::string_view password) {
 namespace {
 twilio_status status_of(const json& j) {
     twilio_status s;
-    s.status = j.value("status", std::string());
+    s.status = json_string(j, "status");
     if (j.contains("error_code") && j["error_code"].is_number_integer())
         s.error_code = j["error_code"].get<std::int64_t>();
     s.final_ok = s.status == "delivered" || s.status == "read";
@@ -139,14 +140,14 @@ sink_answer classify_twilio_create(int status, std::string_view body) {
             return r;
         }
         r.ref = j["sid"].get<std::string>();
-        r.state = j.value("status", std::string());
+        r.state = json_string(j, "status");
         return r;
     }
     std::string text = "HTTP " + std::to_string(status);
     if (j.is_object()) {
         if (j.contains("code") && j["code"].is_number_integer())
             text += " (Twilio " + std::to_string(j["code"].get<std::int64_t>()) + ")";
-        text += ": " + j.value("message", std::string());
+        text += ": " + json_string(j, "message");
     }
     r.error = bounded(text);
     return r;
@@ -163,8 +164,8 @@ std::optional<std::string> twilio_find_sent(std::string_view list_body, std::str
     auto j = json::parse(list_body, nullptr, false);
     if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array()) return std::nullopt;
     for (auto& m : j["messages"]) {
-        if (!m.is_object() || m.value("body", std::string()) != text) continue;
-        auto created = parse_http_date(m.value("date_created", std::string()));
+        if (!m.is_object() || json_string(m, "body") != text) continue;
+        auto created = parse_http_date(json_string(m, "date_created"));
         if (created && *created + 60LL * 1000000 < since) continue;  // an older identical text
         if (m.contains("sid") && m["sid"].is_string()) return m["sid"].get<std::string>();
     }

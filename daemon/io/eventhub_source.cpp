@@ -38,6 +38,7 @@
 
 #include "core/crypto.hpp"
 #include "core/matcher.hpp"
+#include "io/eventhub_message.hpp"
 #include "io/net_dial.hpp"
 #include "io/secrets.hpp"
 
@@ -58,34 +59,6 @@ std::string condition_text(const proton::error_condition& e) {
     std::string t = e.name();
     if (!e.description().empty()) t += ": " + e.description().substr(0, 200);
     return t;
-}
-
-std::optional<std::int64_t> int_of(const proton::value& v) {
-    if (v.empty()) return std::nullopt;
-    try {
-        switch (v.type()) {
-            case proton::LONG:
-            case proton::INT:
-            case proton::SHORT:
-            case proton::BYTE:
-            case proton::ULONG:
-            case proton::UINT:
-            case proton::USHORT:
-            case proton::UBYTE:
-                return proton::coerce<std::int64_t>(v);
-            case proton::STRING: {
-                const std::string s = proton::get<std::string>(v);
-                std::size_t used = 0;
-                const long long n = std::stoll(s, &used);
-                if (used == s.size()) return n;
-                return std::nullopt;
-            }
-            default:
-                return std::nullopt;
-        }
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
 }
 
 // Proton C handle of a link: the C++ API has no max-message-size and no view of a delivery
@@ -429,34 +402,10 @@ struct eventhub_source::session final : proton::messaging_handler {
             }
         }
         if (pm.key.empty()) return;
-        const auto& ann = m.message_annotations();
-        pm.pos.sequence_number =
-            int_of(ann.get(proton::annotation_key(proton::symbol("x-opt-sequence-number"))));
-        const proton::value off = ann.get(proton::annotation_key(proton::symbol("x-opt-offset")));
-        if (!off.empty()) {
-            if (off.type() == proton::STRING)
-                pm.pos.offset = proton::get<std::string>(off);
-            else if (auto n = int_of(off))
-                pm.pos.offset = std::to_string(*n);  // some brokers send an integer
-        }
-        const proton::value t =
-            ann.get(proton::annotation_key(proton::symbol("x-opt-enqueued-time")));
-        if (!t.empty() && t.type() == proton::TIMESTAMP)
-            pm.pos.enqueued_ms = proton::get<proton::timestamp>(t).milliseconds();
-        const proton::value pk =
-            ann.get(proton::annotation_key(proton::symbol("x-opt-partition-key")));
-        if (!pk.empty() && pk.type() == proton::STRING)
-            pm.pos.partition_key = proton::get<std::string>(pk);
-        const proton::value& body = m.body();
-        if (body.type() == proton::BINARY) {
-            const auto bin = proton::get<proton::binary>(body);
-            // One memcpy: bodies are up to 1 MB and a catch-up moves gigabytes of them.
-            pm.body.assign(reinterpret_cast<const char*>(bin.data()), bin.size());
-            pm.body_ok = true;
-        } else if (body.type() == proton::STRING) {
-            pm.body = proton::get<std::string>(body);
-            pm.body_ok = true;
-        }
+        eventhub_message em = read_eventhub_message(m);
+        pm.pos = std::move(em.pos);
+        pm.body = std::move(em.body);
+        pm.body_ok = em.body_ok;
         pm.size = pm.body.size();
         if (pm.size > src.ec_.max_message_size) {
             // Arrived whole within one read (one frame): refused all the same.
@@ -577,7 +526,7 @@ struct eventhub_source::session final : proton::messaging_handler {
         if (what.rfind("partition:", 0) == 0) {
             const auto nl = what.find('\n');
             const std::string hub = what.substr(10, nl - 10), p = what.substr(nl + 1);
-            auto last = int_of(info["last_enqueued_sequence_number"]);
+            auto last = amqp_int(info["last_enqueued_sequence_number"]);
             src.on_partition_info(hub, p, last.value_or(-1));
         }
     }
@@ -996,14 +945,7 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
             for (auto& f : out.findings)
                 findings.push_back(std::move(f));
         }
-        if (core::usable(m.pos)) {
-            auto& cp = advance[m.key];
-            if (*m.pos.sequence_number >= cp.sequence_number) {
-                cp.sequence_number = *m.pos.sequence_number;
-                cp.offset = m.pos.offset.value_or("");
-                cp.enqueued_ms = m.pos.enqueued_ms.value_or(0);
-            }
-        }
+        if (core::usable(m.pos)) core::advance(advance[m.key], m.pos);
     }
     std::vector<checkpoint> checkpoints;
     for (const auto& [key, cp] : advance)

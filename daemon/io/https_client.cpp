@@ -45,14 +45,10 @@ namespace {
 using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 using steady = std::chrono::steady_clock;
 
-// Graph and the token endpoint answer with a few KiB of headers; anything near this is hostile.
-constexpr std::uint32_t max_header_bytes = 64 * 1024;
 // Idle pool bounds: a few connections per origin, dropped before common server keep-alive
 // limits (60 s and up) so we rarely write into a connection the server is closing.
 constexpr std::size_t max_idle_per_key = 4;
 constexpr auto max_idle_age = std::chrono::seconds(50);
-// Interim 1xx responses (103 Early Hints) are skipped; a server sending more is broken.
-constexpr int max_interim_responses = 4;
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -290,22 +286,12 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
     std::optional<http::response_parser<http::string_body>> parser;
     for (int interim = 0;; ++interim) {
         parser.emplace();
-        parser->header_limit(max_header_bytes);
-        parser->body_limit(opts.max_body_bytes);
-        if (req.method() == http::verb::head) parser->skip(true);
+        limit_response_parser(*parser, opts.max_body_bytes, req.method() == http::verb::head);
         co_await http::async_read(stream, conn.buffer, *parser,
                                   asio::redirect_error(asio::use_awaitable, ec));
-        if (ec == ssl::error::stream_truncated && parser->is_header_done()) {
-            // Servers often drop TLS without close_notify after an EOF-delimited body; the
-            // response is complete if its framing says so.
-            beast::error_code eof_ec;
-            parser->put_eof(eof_ec);
-            ec = eof_ec;
-        }
+        accept_truncated_end(*parser, ec);
         if (ec) break;
-        const unsigned status = parser->get().result_int();
-        if (status < 100 || status >= 200 || status == 101 || interim >= max_interim_responses)
-            break;
+        if (is_final_response(parser->get().result_int(), interim)) break;
         got_interim = true;
     }
     raw.expires_never();
@@ -322,7 +308,7 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
         } else if (ec == http::error::header_limit) {
             out.error = http_error::read;
             out.message = "response headers from " + where + " exceed " +
-                          std::to_string(max_header_bytes) + " bytes";
+                          std::to_string(max_response_header_bytes) + " bytes";
         } else {
             out.error = http_error::read;
             out.message = "read from " + where + ": " + describe(ec);
@@ -330,13 +316,9 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
         co_return out;
     }
 
-    auto& res = parser->get();
-    out.response.status = static_cast<int>(res.result_int());
-    for (const auto& f : res)
-        out.response.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
-    out.response.body = std::move(res.body());
     // Leftover bytes would belong to a response nobody asked for: do not pool such a stream.
-    out.reusable = !res.need_eof() && req.keep_alive() && conn.buffer.size() == 0;
+    out.reusable = !parser->get().need_eof() && req.keep_alive() && conn.buffer.size() == 0;
+    out.response = take_response(*parser);
     co_return out;
 }
 
@@ -400,12 +382,6 @@ asio::awaitable<resolve_outcome> resolve(asio::any_io_executor ex, std::string h
 }
 
 }  // namespace
-
-std::string http_response::header(std::string_view name) const {
-    for (const auto& [k, v] : headers)
-        if (iequals(k, name)) return v;
-    return {};
-}
 
 std::string_view to_string(http_error e) noexcept {
     switch (e) {

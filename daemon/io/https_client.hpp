@@ -25,9 +25,9 @@
 #include <utility>
 #include <vector>
 
-namespace glasswatch::io {
+#include "io/http_response.hpp"
 
-using header_list = std::vector<std::pair<std::string, std::string>>;
+namespace glasswatch::io {
 
 struct http_request {
     std::string method = "GET";
@@ -37,14 +37,6 @@ struct http_request {
     std::string
         bearer_token;        // sent as "Authorization: Bearer ..." only when url host == token_host
     std::string token_host;  // host (lower-case, no port) the token was issued for
-};
-
-struct http_response {
-    int status = 0;
-    header_list headers;  // names lower-cased
-    std::string body;
-    // First header with this (case-insensitive) name, or "".
-    std::string header(std::string_view name) const;
 };
 
 enum class http_error {

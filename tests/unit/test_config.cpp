@@ -78,6 +78,15 @@ void require_error(const config_result& r, const std::string& key, int line,
     CHECK_THAT(e->message, Catch::Contains(fragment));
 }
 
+// `minimal` plus a second watched account with this `upn` (TOML basic-string text).
+std::string with_second_account_upn(const std::string& upn) {
+    return minimal +
+           "[[watch.accounts]]\n"
+           "object_id = \"d4e5f607-1829-4a3b-8c4d-5e6f70819203\"\n"
+           "upn = \"" +
+           upn + "\"\n";
+}
+
 bool has_warning(const std::vector<config_warning>& ws, const std::string& key,
                  const std::string& fragment) {
     for (const auto& w : ws) {
@@ -310,6 +319,25 @@ path = "/x"
                                  "upn = \"a@b@c\"\n";
         require_error(parse(text), "watch.accounts[1].upn", line_of(text, "a@b@c"),
                       "exactly one '@'");
+    }
+    // Found by tests/fuzz/fuzz_config: a UPN Entra cannot have (here with ')') was accepted, and
+    // the prefilter, which finds UPNs as tokens of Entra's characters, never saw its sign-ins.
+    SECTION("upn outside what Entra allows") {
+        const std::string too_long = std::string(100, 'a') + "@contoso.example";  // 116 > 113
+        for (const std::string upn : {"bg-admin)2@contoso.onmicrosoft.com", "bg/1@contoso.example",
+                                      "bg\\\"1@contoso.example", "jos\\u00e9@contoso.example",
+                                      "bg1@contoso_example", too_long.c_str()}) {
+            INFO(upn);
+            const std::string text = with_second_account_upn(upn);
+            require_error(parse(text), "watch.accounts[1].upn", line_of(text, "upn = "),
+                          "at most 113 characters, letters, digits");
+        }
+    }
+    SECTION("upn with Entra's punctuation") {
+        const auto r = parse(with_second_account_upn("O'Brien.bg_1!#^~-x@Contoso-Corp.example"));
+        INFO(all_errors(r));
+        REQUIRE(r.value.has_value());
+        CHECK(r.value->watch.accounts[1].upn == "o'brien.bg_1!#^~-x@contoso-corp.example");
     }
     SECTION("duplicate account") {
         const std::string text = minimal +

@@ -176,6 +176,39 @@ TEST_CASE("checkpoint: encoded with the alerts and resumed after it") {
     CHECK(first.enqueued_ms == 1762180080123 - 3600 * 1000);
 }
 
+// Found by tests/fuzz/fuzz_amqp_body: an x-opt-offset that is not UTF-8 (Proton does not check
+// AMQP strings) made encode_checkpoint throw, and the source stopped at every commit of it.
+TEST_CASE("checkpoint: a broker offset that is not UTF-8 is stored, never thrown on") {
+    eventhub_checkpoint c;
+    message_position p;
+    p.sequence_number = 7;
+    p.offset = std::string("12\xb4\xff", 4);
+    advance(c, p);
+    std::string text;
+    REQUIRE_NOTHROW(text = encode_checkpoint(c));
+    auto back = decode_checkpoint(text);
+    REQUIRE(back);
+    CHECK(back->sequence_number == 7);
+    CHECK(back->offset.rfind("12", 0) == 0);
+}
+
+TEST_CASE("checkpoint: advances only to usable and newer positions") {
+    eventhub_checkpoint c{41, "8800", 1};
+    message_position older;
+    older.sequence_number = 40;
+    advance(c, older);
+    CHECK(c.sequence_number == 41);
+    advance(c, message_position{});
+    CHECK(c.offset == "8800");
+    message_position newer;
+    newer.sequence_number = 42;
+    newer.enqueued_ms = 5;
+    advance(c, newer);
+    CHECK(c.sequence_number == 42);
+    CHECK(c.offset.empty());
+    CHECK(c.enqueued_ms == 5);
+}
+
 TEST_CASE("annotations: a delivery needs a sequence number and bodies lose BOM and blanks") {
     message_position p;
     CHECK_FALSE(usable(p));

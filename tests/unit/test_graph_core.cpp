@@ -77,6 +77,16 @@ TEST_CASE("token endpoint answers are classified by AADSTS code / not by text", 
         token_failure::other);
 }
 
+// Found by tests/fuzz/fuzz_http_response: a Graph-style error object where the token endpoint
+// has a string (a proxy or a wrong authority_host) threw nlohmann's type_error.
+TEST_CASE("token endpoint answers with fields of the wrong type are classified", "[oauth][fuzz]") {
+    auto a = classify_token_response(
+        400, R"({"error":{"code":"BadRequest","message":"x"},"error_description":7})");
+    CHECK(a.oauth_error.empty());
+    CHECK(a.description == "HTTP 400");
+    CHECK(a.failure == token_failure::other);
+}
+
 TEST_CASE("token request bodies are form-encoded", "[oauth]") {
     CHECK(token_request_with_secret("54c9", "https://graph.microsoft.com/.default", "a+b/c=d&e") ==
           "client_id=54c9&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&client_secret=a%2Bb%"

@@ -51,6 +51,18 @@ TEST_CASE("prefilter matches watched UPNs case-insensitively as whole tokens", "
     CHECK_FALSE(p.may_match(R"({"mail":"someone@contoso.onmicrosoft.com"})"));
 }
 
+// Found by tests/fuzz/fuzz_prefilter: Entra allows an apostrophe in a UPN and System.Text.Json
+// writes it as \u0027, which the prefilter took for a harmless escape.
+TEST_CASE("prefilter sees a watched UPN behind an escape of any of its characters",
+          "[prefilter][fuzz]") {
+    auto p = make({"o'brien.bg@contoso.example"});
+    CHECK(p.may_match(R"({"userPrincipalName":"o'brien.bg@contoso.example"})"));
+    CHECK(p.may_match(R"({"userPrincipalName":"o\u0027brien.bg@contoso.example"})"));
+    CHECK(p.may_match(R"({"userPrincipalName":"O\u0027BRIEN.BG@CONTOSO.EXAMPLE"})"));
+    // Without such a UPN on the watchlist the escape stays inert (the fast path stays fast).
+    CHECK_FALSE(make({"bg1@contoso.example"}).may_match(R"({"ua":"it\u0027s"})"));
+}
+
 TEST_CASE("prefilter scales to a thousand watched ids", "[prefilter]") {
     std::vector<std::string> ids;
     std::mt19937_64 rng(7);

@@ -68,6 +68,25 @@ TEST_CASE("PagerDuty answers", "[sinks][pagerduty]") {
     CHECK(classify_pagerduty(502, "<html>").verdict == sink_verdict::transient);
 }
 
+// Found by tests/fuzz/fuzz_http_response: a field of another type than documented (a proxy's
+// answer, an API change) threw nlohmann's type_error out of the classifier and stopped the sink
+// worker. It must read as a missing field.
+TEST_CASE("Sink answers with fields of the wrong type are classified, never thrown",
+          "[sinks][fuzz]") {
+    auto pd = classify_pagerduty(400, R"({"status":1,"message":{"x":2},"errors":[3,"bad"]})");
+    CHECK(pd.verdict == sink_verdict::permanent);
+    CHECK(pd.error == "HTTP 400:  ; bad");
+    CHECK(classify_pagerduty(202, R"({"dedup_key":5})").ref.empty());
+    auto tw = classify_twilio_create(201, R"({"sid":"SM1","status":7})");
+    CHECK(tw.verdict == sink_verdict::accepted);
+    CHECK(tw.state.empty());
+    CHECK(classify_twilio_create(400, R"({"code":21211,"message":null})").error ==
+          "HTTP 400 (Twilio 21211): ");
+    CHECK_FALSE(twilio_find_sent(R"({"messages":[{"sid":"SM1","body":1},{"body":"GW x",)"
+                                 R"("date_created":[]}]})",
+                                 "GW x", 0));
+}
+
 TEST_CASE("Twilio message form / auth and answers", "[sinks][twilio]") {
     CHECK(twilio_message_form("+14155550123", "", "MG5a8edde8c4d9444f95423dfa16e3cfe5",
                               "ALERT: x@y (NG)") ==
