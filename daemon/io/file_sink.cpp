@@ -19,7 +19,7 @@ delivery_outcome deliver_to_file(const std::string& path, const outbox_row& row)
     line["sink"] = row.sink;
     std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
         out.error = "open " + path + ": " + std::strerror(errno);
         out.permanent = errno == EISDIR;
@@ -29,6 +29,13 @@ delivery_outcome deliver_to_file(const std::string& path, const outbox_row& row)
     // leave half a line in front of the full one.
     struct stat st {};
     const off_t start = ::fstat(fd, &st) == 0 ? st.st_size : -1;
+    // A kill or power loss in the middle of an earlier append can leave a line without its
+    // newline (that alert was never marked delivered, so it is written again in full). Without a
+    // separator the next line would be glued to the fragment and both would be unreadable.
+    if (start > 0) {
+        char last = '\n';
+        if (::pread(fd, &last, 1, start - 1) == 1 && last != '\n') text.insert(0, 1, '\n');
+    }
     const char* p = text.data();
     std::size_t left = text.size();
     while (left > 0) {

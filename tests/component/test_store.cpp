@@ -7,9 +7,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
+#include "io/file_sink.hpp"
 #include "io/store.hpp"
 #include "support/fixtures.hpp"
 
@@ -250,4 +252,36 @@ TEST_CASE("crash consistency: the checkpoint never runs ahead of the outbox", "[
     }
     CHECK(crashed_mid_run == cycles);
     CHECK(next_batch > 1);
+}
+
+TEST_CASE("the file sink starts a new line after a fragment torn by a kill mid-append",
+          "[store][file_sink]") {
+    temp_dir dir;
+    const std::string path = (dir.path / "alerts.jsonl").string();
+    {
+        std::ofstream torn(path, std::ios::binary);
+        torn << "{\"rule\":\"breakglass_signin\",\"alertId\":\"a-1\",\"sms\":\"cut here";
+    }
+    io::outbox_row row;
+    row.alert_id = "a-2";
+    row.sink = "audit";
+    row.a.id = "a-2";
+    row.a.sms = "glasswatch: break-glass sign-in";
+    row.a.detail_json = R"({"rule":"breakglass_signin"})";
+    auto out = io::deliver_to_file(path, row);
+    REQUIRE(out.ok);
+    out = io::deliver_to_file(path, row);  // a clean tail gets no extra newline
+    REQUIRE(out.ok);
+
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);)
+        lines.push_back(line);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0].find("cut here") != std::string::npos);
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+        auto j = nlohmann::json::parse(lines[i]);
+        CHECK(j.at("alertId") == "a-2");
+        CHECK(j.at("sink") == "audit");
+    }
 }

@@ -67,7 +67,7 @@ try:
     daemon = Daemon(a.glasswatch, cfg, wd.path)
 
     def got():
-        return [(x["event"]["id"], x["rule"]) for x in read_alerts(alerts_file) if "event" in x]
+        return [(x["event"]["id"], x["rule"]) for x in read_alerts(alerts_file, []) if "event" in x]
 
     expected = set()
 
@@ -103,7 +103,7 @@ try:
     time.sleep(1.0)  # a late duplicate would show up here
     ids = got()
     # Health alerts (e.g. "break-glass in active use") are the tripwire's; count the event ones.
-    lines = [x for x in read_alerts(alerts_file) if "event" in x]
+    lines = [x for x in read_alerts(alerts_file, []) if "event" in x]
     event_alert_ids = {x["alertId"] for x in lines}
     # One alert per watched event: the same event re-read after the kill maps to the same
     # deterministic alert id, and the store queues each id once (both daemons' logs).

@@ -114,7 +114,7 @@ def run_round(name, kill_mid_delivery):
         if not tls_switched:
             lab.control("POST", "/lab/sink_faults", {"tls": "untrusted_certificate"})
         # Alerts are committed (file sink) even though every paging receiver is down.
-        check(wait_for(lambda: len({x["event"]["id"] for x in read_alerts(alerts_file) if "event" in x}) >= a.alerts,
+        check(wait_for(lambda: len({x["event"]["id"] for x in read_alerts(alerts_file, []) if "event" in x}) >= a.alerts,
                        max(30.0, a.outage)),
               f"{name}: all {a.alerts} alerts committed during the outage")
         pd, hooks, sms = delivered(lab)
@@ -124,7 +124,7 @@ def run_round(name, kill_mid_delivery):
         lab.control("POST", "/lab/sink_faults", {
             "pagerduty": {}, "twilio": {}, "webhook": {}, "tls": "none"})
         recovered = time.time()
-        expected_alert_ids = {x["alertId"] for x in read_alerts(alerts_file) if x["rule"] == "breakglass_signin"}
+        expected_alert_ids = {x["alertId"] for x in read_alerts(alerts_file, []) if x["rule"] == "breakglass_signin"}
         check(len(expected_alert_ids) == a.alerts, f"{name}: {a.alerts} distinct alerts")
 
         kills = 0
