@@ -30,6 +30,8 @@
 #include <proton/transport.hpp>
 #include <proton/value.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -210,7 +212,7 @@ struct eventhub_source::session final : proton::messaging_handler {
     std::map<std::string, proton::receiver> receivers;                     // checkpoint key -> link
     std::map<std::string, std::pair<std::string, std::string>> key_parts;  // key -> hub, p
     std::size_t receivers_open = 0;
-    std::vector<pending_message> pending;
+    std::deque<pending_message> pending;
     std::int64_t token_expiry = 0, token_issued = 0;
     proton::connection connection;
 
@@ -414,7 +416,7 @@ struct eventhub_source::session final : proton::messaging_handler {
         }
         pending.push_back(std::move(pm));
         src.health_.max_uncommitted =
-            std::max(src.health_.max_uncommitted, pending.size() + src.committing_);
+            std::max(src.health_.max_uncommitted, pending.size() + src.uncommitted());
         src.notify();
     }
 
@@ -765,6 +767,15 @@ asio::awaitable<void> eventhub_source::wait_until(steady::time_point tp) {
     signalled_ = false;
 }
 
+struct eventhub_source::batch {
+    std::vector<session::pending_message> messages;
+    std::vector<core::finding> findings;
+    std::map<std::string, core::eventhub_checkpoint> advance;
+    std::map<std::string, std::uint32_t> credit_back;
+    bool done = false;  // the store answered (result)
+    commit_result result;
+};
+
 asio::awaitable<void> eventhub_source::connect_once() {
     auto ex = co_await asio::this_coro::executor;
     set_phase(connection_phase::connecting);
@@ -851,10 +862,8 @@ asio::awaitable<void> eventhub_source::connect_once() {
                  core::amqp_error_class::transient);
             break;
         }
-        if (!s->pending.empty()) {
-            if (!co_await commit_pending()) break;
-            continue;
-        }
+        // Timed duties first: a backlog that never lets the batches run dry must not starve
+        // the token renewal.
         if (running && !tuning_.sasl_plain && now >= renew_at) {
             s->put_tokens();  // the same links, before the old token expires
             pump->wake();
@@ -865,8 +874,27 @@ asio::awaitable<void> eventhub_source::connect_once() {
             pump->wake();
             manage_at = now + tuning_.management_interval;
         }
+        if (inflight_ && inflight_->done) {
+            if (!finish_commit(s)) break;
+            continue;
+        }
+        if (open_ && !inflight_) {
+            start_commit();
+            continue;
+        }
+        if (!s->pending.empty() && (!open_ || open_->messages.size() < tuning_.max_batch)) {
+            // A few messages at a time, then the socket gets its turn: reading, TLS and AMQP
+            // framing go on while the pipeline and the store work.
+            process_pending(s, 16);
+            co_await asio::post(ex, asio::use_awaitable);
+            continue;
+        }
         co_await wait_until(running ? std::min(renew_at, manage_at) : deadline);
     }
+    // What was processed but not committed is read again after the reconnect; a commit under
+    // way is waited for, so its checkpoints count.
+    open_.reset();
+    co_await settle_inflight(s);
     if (drop_requested_) fail("connection dropped on request", core::amqp_error_class::transient);
     if (!finished->empty()) fail(*finished, core::amqp_error_class::transient);
     session_ = nullptr;
@@ -899,23 +927,26 @@ core::finding eventhub_source::refused_message_finding(const std::string& key,
     return {std::move(a), head, "eventhub"};
 }
 
-asio::awaitable<bool> eventhub_source::commit_pending() {
-    session* s = session_;
-    const std::size_t n = std::min(s->pending.size(), tuning_.max_batch);
-    std::vector<session::pending_message> batch(std::make_move_iterator(s->pending.begin()),
-                                                std::make_move_iterator(s->pending.begin() + n));
-    s->pending.erase(s->pending.begin(), s->pending.begin() + n);
+std::size_t eventhub_source::uncommitted() const {
+    return (open_ ? open_->messages.size() : 0) + (inflight_ ? inflight_->messages.size() : 0);
+}
+
+void eventhub_source::process_pending(session* s, std::size_t max_messages) {
+    if (!open_) open_ = std::make_shared<batch>();
+    batch& b = *open_;
+    const std::size_t n =
+        std::min({s->pending.size(), max_messages, tuning_.max_batch - b.messages.size()});
     const core::micros now = wall_now();
     core::body_origin origin;
     origin.source = "eventhub";
     origin.hint = core::record_hint::diagnostic;
-    std::vector<core::finding> findings;
-    std::map<std::string, core::eventhub_checkpoint> advance;
-    std::map<std::string, std::uint32_t> credit_back;
-    for (auto& m : batch) {
+    for (std::size_t i = 0; i < n; ++i) {
+        b.messages.push_back(std::move(s->pending.front()));
+        s->pending.pop_front();
+        auto& m = b.messages.back();
         ++health_.messages;
         ++partition_health(m.hub, m.partition).messages;
-        ++credit_back[m.key];
+        ++b.credit_back[m.key];
         if (m.too_large) {
             ++health_.common.rejected["message_too_large"];
             if (auto count = too_large_log_.note(now))
@@ -924,7 +955,7 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
                     "unread since the last report, latest at sequence {} ({}+ bytes)",
                     m.key, count, ec_.max_message_size,
                     m.pos.sequence_number ? std::to_string(*m.pos.sequence_number) : "?", m.size);
-            findings.push_back(refused_message_finding(m.key, m.pos, m.size, m.body, now));
+            b.findings.push_back(refused_message_finding(m.key, m.pos, m.size, m.body, now));
         } else if (!m.body_ok) {
             ++health_.bad_bodies;
             ++health_.common.rejected["message_without_body"];
@@ -943,25 +974,47 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
             health_.common.records += out.records;
             health_.common.last_event_seen = now;
             for (auto& f : out.findings)
-                findings.push_back(std::move(f));
+                b.findings.push_back(std::move(f));
         }
-        if (core::usable(m.pos)) core::advance(advance[m.key], m.pos);
+        // The body is not needed any more; the delivery stays until it is accepted.
+        std::string().swap(m.body);
+        if (core::usable(m.pos)) core::advance(b.advance[m.key], m.pos);
     }
+}
+
+void eventhub_source::start_commit() {
+    inflight_ = std::move(open_);
+    std::shared_ptr<batch> b = inflight_;
     std::vector<checkpoint> checkpoints;
-    for (const auto& [key, cp] : advance)
+    for (const auto& [key, cp] : b->advance)
         checkpoints.push_back(checkpoint{key, core::encode_checkpoint(cp)});
-    committing_ = batch.size();
-    commit_result cr = co_await ingest_.commit(std::move(findings), std::move(checkpoints));
-    committing_ = 0;
-    if (!cr.ok) {
+    auto commit = [](ingestor& ingest, std::shared_ptr<batch> which,
+                     std::vector<checkpoint> positions) -> asio::awaitable<void> {
+        which->result = co_await ingest.commit(std::move(which->findings), std::move(positions));
+    };
+    auto done = [this, b](std::exception_ptr e) {
+        if (e) {
+            b->result = commit_result{};
+            b->result.error = "the commit ended with an exception";
+        }
+        b->done = true;
+        notify();
+    };
+    asio::co_spawn(rt_.main().get_executor(), commit(ingest_, b, std::move(checkpoints)),
+                   std::move(done));
+}
+
+bool eventhub_source::finish_commit(session* s) {
+    std::shared_ptr<batch> b = std::move(inflight_);
+    if (!b->result.ok) {
         ++health_.commit_failures;
         // Nothing advanced: the reconnect re-reads this batch from the last durable position.
-        fail("store not writable: " + cr.error, core::amqp_error_class::transient);
-        co_return false;
+        fail("store not writable: " + b->result.error, core::amqp_error_class::transient);
+        return false;
     }
     ++health_.batches;
     health_.common.last_success = wall_now();
-    for (const auto& [key, cp] : advance) {
+    for (const auto& [key, cp] : b->advance) {
         committed_[key] = cp;
         if (auto* sess = session_; sess != nullptr) {
             const auto& parts = sess->key_parts[key];
@@ -971,13 +1024,19 @@ asio::awaitable<bool> eventhub_source::commit_pending() {
     // Durable: only now accept the deliveries and give the credit back (bounded memory).
     auto pump = pump_.lock();
     if (pump && !pump->finished() && session_ == s) {
-        for (auto& m : batch)
+        for (auto& m : b->messages)
             if (!m.settled) m.d.accept();
-        for (const auto& [key, count] : credit_back)
+        for (const auto& [key, count] : b->credit_back)
             s->receivers[key].add_credit(count);
         pump->wake();
     }
-    co_return true;
+    return true;
+}
+
+asio::awaitable<void> eventhub_source::settle_inflight(session* s) {
+    while (inflight_ && !inflight_->done)
+        co_await wait_until(steady::now() + std::chrono::seconds(1));
+    if (inflight_) finish_commit(s);
 }
 
 }  // namespace glasswatch::io

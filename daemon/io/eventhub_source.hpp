@@ -24,8 +24,9 @@
 //               checkpoint with the selector filter (first start: enqueued time = now − lookback);
 //               optional com.microsoft:epoch link property.
 //   running     deliveries are batched; each batch goes through the pipeline, and findings +
-//               per-partition checkpoints are committed in ONE store transaction (ingestor); only
-//               then are the deliveries accepted and the credit given back. Credit is explicit
+//               per-partition checkpoints are committed in ONE store transaction (ingestor),
+//               overlapped with the processing of the next batch; only after the commit are the
+//               batch's deliveries accepted and the credit given back. Credit is explicit
 //               (credit_window 0): at most `credit` uncommitted messages per partition exist, which
 //               bounds memory. A crash re-reads at most the uncommitted batch (at-least-once; alert
 //               ids are deterministic, so a re-read never pages twice).
@@ -144,7 +145,17 @@ public:
 
 private:
     boost::asio::awaitable<void> connect_once();
-    boost::asio::awaitable<bool> commit_pending();
+    // Batches and their commits (running): the main thread runs messages through the pipeline
+    // into the open batch while the previous batch's store transaction is under way on the
+    // store thread (one in flight, so checkpoints stay in order). A batch is committed as soon
+    // as nothing else is; while one is, the next grows (group commit: slow fsyncs mean bigger
+    // batches, never a slower pipeline).
+    struct batch;
+    void process_pending(session* s, std::size_t max_messages);
+    void start_commit();
+    bool finish_commit(session* s);
+    boost::asio::awaitable<void> settle_inflight(session* s);
+    std::size_t uncommitted() const;
     boost::asio::awaitable<void> wait_until(std::chrono::steady_clock::time_point tp);
     void set_phase(connection_phase p);
     void fail(const std::string& error, core::amqp_error_class cls);
@@ -172,7 +183,8 @@ private:
     bool stopping_ = false;
     bool signalled_ = false;
     bool drop_requested_ = false;
-    std::size_t committing_ = 0;  // messages in the store transaction under way
+    std::shared_ptr<batch> open_;      // processed, not yet handed to the store
+    std::shared_ptr<batch> inflight_;  // its store transaction under way
     int failures_in_row_ = 0;
     std::optional<core::amqp_error_class> failure_;  // of the current attempt
     std::string failure_text_;

@@ -4,6 +4,8 @@
 // Threads meet only through co_spawn onto the other executor (on_store) — no shared locks.
 #pragma once
 
+#include <pthread.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -41,7 +43,11 @@ public:
         : main_(std::make_unique<asio::io_context>(1)),
           store_(std::make_unique<asio::io_context>(1)),
           work_(store_->get_executor()),
-          thread_([this] { store_->run(); }) {}
+          thread_([this] {
+              // Named for top -H and the benchmarks' per-thread CPU figures.
+              ::pthread_setname_np(::pthread_self(), "gw-store");
+              store_->run();
+          }) {}
     ~thread_pair() { finish(); }
     thread_pair(const thread_pair&) = delete;
     thread_pair& operator=(const thread_pair&) = delete;

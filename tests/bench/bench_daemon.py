@@ -86,6 +86,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
+def thread_cpu_seconds(pid):
+    """thread name -> CPU seconds (utime + stime) of every thread of `pid`, names summed."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def metric(text, name, labels=None):
     total = 0.0
     for line in text.splitlines():
@@ -284,13 +300,16 @@ try:
     peak_sample = 0
     first = last = None
     deadline = time.monotonic() + 60 + backlog_bytes / 5e6  # never slower than 5 MB/s
+    cpu_first = None
     while time.monotonic() < deadline:
         st = lab.control("GET", "/lab/eventhub/stats")
         now = time.monotonic()
         if first is None and st["deliveries"] > 0:
             first = now
+            cpu_first = (thread_cpu_seconds(d.proc.pid), cpu_seconds(lab.proc.pid))
         if st["accepted"] >= backlog_bodies:
             last = now
+            cpu_last = (thread_cpu_seconds(d.proc.pid), cpu_seconds(lab.proc.pid))
             break
         check(d.proc.poll() is None, "the catch-up daemon exited (see catchup.log)")
         peak_sample = max(peak_sample, proc_status(d.proc.pid, "VmRSS"))
@@ -301,6 +320,12 @@ try:
     results["catchup_bodies"] = backlog_bodies
     results["catchup_seconds"] = last - first
     results["catchup_mbps"] = backlog_bytes / 1e6 / (last - first)
+    # Who used the two cores while draining: the daemon's threads (the main loop: TLS, AMQP,
+    # pipeline; the store thread: SQLite and fsync) and the lab (emulator: file, AMQP, TLS).
+    span = last - first
+    for name, secs in cpu_last[0].items():
+        results["catchup_cpu_daemon_%s" % name] = (secs - cpu_first[0].get(name, 0.0)) / span
+    results["catchup_cpu_lab"] = (cpu_last[1] - cpu_first[1]) / span
     results["catchup_peak_rss_mib"] = max(proc_status(d.proc.pid, "VmHWM"), peak_sample) / 1024
     results["catchup_max_unaccepted"] = st["max_unaccepted"]
     results["credit_per_partition"] = a.credit or 300
@@ -381,6 +406,9 @@ print("%-62s %11.3f %%  < 1 %%: %s" % ("CPU idle (over %gs)" % a.idle_s, r["idle
       ok(r["idle_cpu_percent"] < 1)))
 print("%-62s %8.0f MB/s  >= 300 MB/s: %s" % ("catch-up over AMQPS, %.0f MB backlog, %d partitions, credit %d"
       % (r["catchup_mb"], r["partitions"], r["credit_per_partition"]), r["catchup_mbps"], ok(r["catchup_mbps"] >= 300)))
+print("%-62s %12s" % ("CPU during catch-up (cores busy)", ", ".join(
+      "%s %.2f" % (k[len("catchup_cpu_"):], v) for k, v in sorted(r.items())
+      if k.startswith("catchup_cpu_") and v >= 0.01)))
 print("%-62s %9.1f MiB  <= 96 MiB: %s" % ("peak RSS during catch-up (VmHWM)", r["catchup_peak_rss_mib"],
       ok(r["catchup_peak_rss_mib"] <= 96)))
 print("%-62s %12d  <= credit x partitions = %d" % ("most messages ever unaccepted (emulator's count)",
