@@ -254,7 +254,9 @@ try:
     backlog_bodies = sum(1 for _ in open(stream, "rb"))
 
     print("== lab (Event Hubs emulator with the backlog, %d partitions)" % a.partitions, flush=True)
-    lab = Lab(a.lab, wd.path, extra=["--eventhub-backlog", stream, "--eventhub-partitions", str(a.partitions)])
+    # The lab loads and encodes the whole backlog before it is ready.
+    lab = Lab(a.lab, wd.path, extra=["--eventhub-backlog", stream, "--eventhub-partitions", str(a.partitions)],
+              start_timeout=30 + backlog_bytes / 20e6)
 
     # ---- 1. footprint: the full config, idle (the backlog is read by a later, separate daemon)
     print("== footprint: start to READY (x%d), idle RSS and CPU over %gs" % (a.starts, a.idle_s), flush=True)

@@ -76,13 +76,13 @@ def audit_record(rng, actor_id, target_id, activity="Update user", when="2025-11
 class Lab:
     """Runs glasswatch-lab (the simulated tenant) and talks to its control API."""
 
-    def __init__(self, binary, workdir, scenario="quiet", extra=()):
+    def __init__(self, binary, workdir, scenario="quiet", extra=(), start_timeout=20):
         import time
         self.dir = os.path.join(workdir, "lab")
         os.makedirs(self.dir, exist_ok=True)
         self.proc = subprocess.Popen([binary, "--dir", self.dir, "--scenario", scenario, *extra],
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "lab.log"), "w"))
-        deadline = time.time() + 20
+        deadline = time.time() + start_timeout
         path = os.path.join(self.dir, "lab.json")
         while not os.path.exists(path):
             if self.proc.poll() is not None or time.time() > deadline:
