@@ -5,6 +5,11 @@
 //
 // Each test is a scenario coroutine on the main thread (the source and the emulator share it,
 // as the daemon's sources share its loop); waits poll the observable state with a deadline.
+#include <proton/annotation_key.hpp>
+#include <proton/binary.hpp>
+#include <proton/message.hpp>
+#include <proton/symbol.hpp>
+
 #include "component/eventhub_fixture.hpp"
 #include "io/eventhub_message.hpp"
 
@@ -623,4 +628,35 @@ TEST_CASE("eventhub: a message whose annotations are not a map still yields its 
     CHECK(em.body_ok);
     CHECK(em.body == body);
     CHECK_FALSE(core::usable(em.pos));
+}
+
+TEST_CASE("eventhub: message bodies are read whole from data sections and strings", "[eventhub]") {
+    // Every byte value, a size above one AMQP frame, and the annotations that come with it.
+    std::string body(300 * 1024, '\0');
+    for (std::size_t i = 0; i < body.size(); ++i)
+        body[i] = static_cast<char>(i * 131 % 256);
+    proton::message m;
+    m.body(proton::binary(body.begin(), body.end()));
+    m.message_annotations().put(proton::annotation_key(proton::symbol("x-opt-sequence-number")),
+                                std::int64_t{42});
+    std::vector<char> wire;
+    m.encode(wire);
+    proton::message got;
+    got.decode(wire);
+    io::eventhub_message em = io::read_eventhub_message(got);
+    CHECK(em.body_ok);
+    CHECK(em.body.size() == body.size());
+    CHECK(em.body == body);
+    CHECK(em.pos.sequence_number == 42);
+
+    proton::message text;
+    text.body(std::string(R"({"records":[]})"));
+    em = io::read_eventhub_message(text);
+    CHECK(em.body_ok);
+    CHECK(em.body == R"({"records":[]})");
+
+    proton::message neither;
+    neither.body(std::int64_t{7});
+    em = io::read_eventhub_message(neither);
+    CHECK_FALSE(em.body_ok);
 }
