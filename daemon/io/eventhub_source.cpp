@@ -842,6 +842,7 @@ asio::awaitable<void> eventhub_source::connect_once() {
     auto deadline = steady::now() + tuning_.phase_timeout;
     auto renew_at = steady::now() + token_period;
     auto manage_at = steady::now() + tuning_.management_interval;
+    bool store_refused = false;
     while (!stopping_ && !drop_requested_ && !failure_ && finished->empty()) {
         const auto now = steady::now();
         if (health_.phase != seen) {
@@ -875,7 +876,10 @@ asio::awaitable<void> eventhub_source::connect_once() {
             manage_at = now + tuning_.management_interval;
         }
         if (inflight_ && inflight_->done) {
-            if (!finish_commit(s)) break;
+            if (!finish_commit(s)) {
+                store_refused = true;
+                break;
+            }
             continue;
         }
         if (open_ && !inflight_) {
@@ -891,10 +895,16 @@ asio::awaitable<void> eventhub_source::connect_once() {
         }
         co_await wait_until(running ? std::min(renew_at, manage_at) : deadline);
     }
-    // What was processed but not committed is read again after the reconnect; a commit under
-    // way is waited for, so its checkpoints count.
+    // A commit under way is waited for, so its checkpoints count. The open batch was processed
+    // whole, so it is committed too (a stop or a lost connection need not read it again), unless
+    // the store has just refused a commit: then the next connection re-reads it from the last
+    // durable position.
+    if (!store_refused) store_refused = !co_await settle_inflight(s);
+    if (open_ && !store_refused) {
+        start_commit();
+        co_await settle_inflight(s);
+    }
     open_.reset();
-    co_await settle_inflight(s);
     if (drop_requested_) fail("connection dropped on request", core::amqp_error_class::transient);
     if (!finished->empty()) fail(*finished, core::amqp_error_class::transient);
     session_ = nullptr;
@@ -1033,10 +1043,10 @@ bool eventhub_source::finish_commit(session* s) {
     return true;
 }
 
-asio::awaitable<void> eventhub_source::settle_inflight(session* s) {
+asio::awaitable<bool> eventhub_source::settle_inflight(session* s) {
     while (inflight_ && !inflight_->done)
         co_await wait_until(steady::now() + std::chrono::seconds(1));
-    if (inflight_) finish_commit(s);
+    co_return !inflight_ || finish_commit(s);
 }
 
 }  // namespace glasswatch::io

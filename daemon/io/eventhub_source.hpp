@@ -154,7 +154,7 @@ private:
     void process_pending(session* s, std::size_t max_messages);
     void start_commit();
     bool finish_commit(session* s);
-    boost::asio::awaitable<void> settle_inflight(session* s);
+    boost::asio::awaitable<bool> settle_inflight(session* s);  // false: the store refused
     std::size_t uncommitted() const;
     boost::asio::awaitable<void> wait_until(std::chrono::steady_clock::time_point tp);
     void set_phase(connection_phase p);
