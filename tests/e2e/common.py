@@ -218,7 +218,8 @@ def free_port():
 
 
 def http_get(url):
-    """(status, body) of a plain GET; HTTP errors are answers too."""
+    """(status, body) of a plain GET; HTTP errors are answers too. (0, reason) when nothing
+    answered (not listening yet, refused, timed out), so a wait can poll a starting daemon."""
     import urllib.error
     import urllib.request
     try:
@@ -226,6 +227,8 @@ def http_get(url):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except (urllib.error.URLError, OSError) as e:
+        return 0, str(getattr(e, "reason", e))
 
 
 def pagerduty_sink(lab, wd, name="pd"):

@@ -82,10 +82,7 @@ credit = 20
         return [x["rule"] for x in read_alerts(alerts_file)]
 
     def metrics():
-        try:
-            status, body = http_get(f"http://{admin}/metrics")
-        except OSError:  # not listening yet
-            return ""
+        status, body = http_get(f"http://{admin}/metrics")  # 0 while not listening yet
         return body if status == 200 else ""
 
     check(wait_for(lambda: metrics() != "", 20), "/metrics answers")
