@@ -144,6 +144,8 @@ def read_alerts(path, torn=None):
         for line in f:
             if not line.strip():
                 continue
+            if not line.endswith("\n"):
+                break  # the last line, still being appended: it is read whole next time
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError:
