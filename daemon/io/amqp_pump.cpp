@@ -105,6 +105,7 @@ void amqp_pump::flush() {
                 // which closes the transport head and drops its pending output; telling the
                 // engine about bytes it no longer holds trips Proton's assertion.
                 if (self->driver_.write_buffer().size >= n) self->driver_.write_done(n);
+                if (self->on_written_) self->on_written_();
             }
             self->wake();
         });

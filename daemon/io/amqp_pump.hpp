@@ -25,6 +25,7 @@
 #include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -34,6 +35,8 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+
+#include "io/coalescing_stream.hpp"
 
 namespace glasswatch::io {
 
@@ -52,6 +55,9 @@ struct is_websocket : std::false_type {};
 template <class Next, bool Deflate>
 struct is_websocket<boost::beast::websocket::stream<Next, Deflate>> : std::true_type {};
 
+// TLS over a coalescing_stream: the records of one write leave in one flush.
+using coalesced_tls_stream = boost::asio::ssl::stream<coalescing_stream>;
+
 // Any Beast/Asio stream whose lowest layer is a beast::tcp_stream.
 template <class S>
 class stream_of final : public byte_stream {
@@ -65,6 +71,18 @@ public:
         // One WebSocket binary message per write; AMQP frames may span messages (AMQPWSB10).
         if constexpr (is_websocket<S>::value)
             s_.async_write(b, std::move(h));
+        else if constexpr (std::is_same_v<S, coalesced_tls_stream>)
+            boost::asio::async_write(
+                s_, b,
+                [this, h = std::move(h)](const boost::system::error_code& ec,
+                                         std::size_t n) mutable {
+                    if (ec) return h(ec, n);
+                    // `this` outlives the write: the caller's handler owns the stream's owner.
+                    s_.next_layer().async_flush(
+                        [h = std::move(h), n](const boost::system::error_code& fec) mutable {
+                            h(fec, n);
+                        });
+                });
         else
             boost::asio::async_write(s_, b, std::move(h));
     }
@@ -100,6 +118,9 @@ public:
     // Runs the engine after the application changed AMQP state outside a handler callback
     // (settled deliveries, added credit, sent a request): dispatch + flush + re-arm the tick.
     void wake();
+    // Called after each completed socket write, before the engine runs again: a sender that
+    // feeds the engine a little at a time (rather than all its credit) tops up here.
+    void on_written(std::function<void()> f) { on_written_ = std::move(f); }
     // Ends the connection at once (as if the network dropped it).
     void abort(const std::string& why);
     bool finished() const noexcept { return done_; }
@@ -123,6 +144,7 @@ private:
     proton::io::connection_driver driver_;
     boost::asio::steady_timer tick_timer_;
     std::function<void(const std::string&)> on_finished_;
+    std::function<void()> on_written_;
     std::array<char, 64 * 1024> rbuf_{};
     std::string wbuf_;
     bool reading_ = false, writing_ = false, done_ = false, in_wake_ = false, frozen_ = false;

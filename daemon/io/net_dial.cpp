@@ -188,6 +188,37 @@ asio::awaitable<proxy_outcome> proxy_connect(beast::tcp_stream& s,
     co_return out;
 }
 
+namespace {
+
+// The client handshake with its deadline; false with out.error set when it failed.
+template <class TlsStream>
+asio::awaitable<bool> tls_handshake(TlsStream& tls_s, beast::tcp_stream& tcp, const dial_options& o,
+                                    const std::string& target, dial_result& out) {
+    if (!set_tls_peer(tls_s.native_handle(), o.host)) {
+        out.error = "TLS setup for " + target + ": cannot set the expected host name";
+        co_return false;
+    }
+    beast::error_code ec;
+    tcp.expires_after(o.phase_timeout);
+    co_await tls_s.async_handshake(ssl::stream_base::client,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) {
+        if constexpr (std::is_same_v<TlsStream, coalesced_tls_stream>)
+            co_await tls_s.next_layer().async_flush(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    tcp.expires_never();
+    if (ec) {
+        out.timed_out = ec == beast::error::timeout;
+        out.error = "TLS handshake with " + target + ": " +
+                    (out.timed_out ? "timed out after " + ms_text(o.phase_timeout)
+                                   : tls_failure_text(tls_s.native_handle(), ec));
+        co_return false;
+    }
+    co_return true;
+}
+
+}  // namespace
+
 asio::awaitable<dial_result> dial(asio::any_io_executor ex, dial_options o,
                                   std::function<void(const char*)> on_phase) {
     dial_result out;
@@ -294,26 +325,15 @@ asio::awaitable<dial_result> dial(asio::any_io_executor ex, dial_options o,
         out.error = "TLS with " + target + ": no TLS context";
         co_return out;
     }
-    beast::ssl_stream<beast::tcp_stream> tls_s(std::move(tcp_s), *o.tls_context);
-    if (!set_tls_peer(tls_s.native_handle(), o.host)) {
-        out.error = "TLS setup for " + target + ": cannot set the expected host name";
-        co_return out;
-    }
-    tls_s.next_layer().expires_after(o.phase_timeout);
-    co_await tls_s.async_handshake(ssl::stream_base::client,
-                                   asio::redirect_error(asio::use_awaitable, ec));
-    tls_s.next_layer().expires_never();
-    if (ec) {
-        out.timed_out = ec == beast::error::timeout;
-        out.error = "TLS handshake with " + target + ": " +
-                    (out.timed_out ? "timed out after " + ms_text(o.phase_timeout)
-                                   : tls_failure_text(tls_s.native_handle(), ec));
-        co_return out;
-    }
     if (!o.websocket) {
-        out.stream = make_byte_stream(std::move(tls_s));
+        // AMQPS: large socket reads and one send per write (see coalescing_stream.hpp).
+        coalesced_tls_stream tls_s(coalescing_stream(std::move(tcp_s)), *o.tls_context);
+        if (co_await tls_handshake(tls_s, tls_s.next_layer().next_layer(), o, target, out))
+            out.stream = make_byte_stream(std::move(tls_s));
         co_return out;
     }
+    beast::ssl_stream<beast::tcp_stream> tls_s(std::move(tcp_s), *o.tls_context);
+    if (!co_await tls_handshake(tls_s, tls_s.next_layer(), o, target, out)) co_return out;
     phase("websocket");
     websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(std::move(tls_s));
     std::string err;

@@ -255,16 +255,25 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
             self->run_amqp(io::make_byte_stream(std::move(t)));
             co_return;
         }
+        if (kind == 0) {
+            // AMQPS the way the daemon does it: large reads, one send per write.
+            io::coalesced_tls_stream tls_s(io::coalescing_stream(std::move(t)), self->tls);
+            tls_s.next_layer().next_layer().expires_after(std::chrono::seconds(10));
+            co_await tls_s.async_handshake(ssl::stream_base::server,
+                                           asio::redirect_error(asio::use_awaitable, ec));
+            if (!ec)  // the tickets a TLS 1.3 server sends after the handshake
+                co_await tls_s.next_layer().async_flush(
+                    asio::redirect_error(asio::use_awaitable, ec));
+            tls_s.next_layer().next_layer().expires_never();
+            if (!ec) self->run_amqp(io::make_byte_stream(std::move(tls_s)));
+            co_return;
+        }
         beast::ssl_stream<beast::tcp_stream> tls_s(std::move(t), self->tls);
         tls_s.next_layer().expires_after(std::chrono::seconds(10));
         co_await tls_s.async_handshake(ssl::stream_base::server,
                                        asio::redirect_error(asio::use_awaitable, ec));
         tls_s.next_layer().expires_never();
         if (ec) co_return;
-        if (kind == 0) {
-            self->run_amqp(io::make_byte_stream(std::move(tls_s)));
-            co_return;
-        }
         // WebSocket: the upgrade must ask for AMQPWSB10 at /$servicebus/websocket.
         beast::flat_buffer buf;
         http::request<http::string_body> req;
@@ -327,6 +336,13 @@ struct broker_conn final : proton::messaging_handler {
     ~broker_conn() override;  // forgets this connection's subscribers
     std::shared_ptr<eventhub_emulator::impl> em;
     std::weak_ptr<io::amqp_pump> pump;
+    // Message bytes handed to Proton; what the pump has not written yet is still queued there.
+    std::uint64_t handed = 0;
+    bool output_backed_up() const {
+        constexpr std::uint64_t limit = 4u << 20;
+        const auto p = pump.lock();
+        return p && handed > p->bytes_out() + limit;
+    }
     std::map<std::string, proton::sender> replies;   // reply-to address -> our sender
     std::map<std::string, std::int64_t> authorized;  // hub -> token expiry (unix s)
 
@@ -623,6 +639,12 @@ void eventhub_emulator::impl::run_amqp(std::unique_ptr<io::byte_stream> stream) 
     co.sasl_enabled(true);
     co.sasl_allowed_mechs("ANONYMOUS");  // Debian's Proton has no SASL PLAIN server
     pump->driver().accept(co);
+    std::weak_ptr<impl> wi = shared_from_this();
+    pump->on_written([wi, hp] {
+        if (auto self = wi.lock())
+            for (auto& sub : self->subs)
+                if (sub.conn == hp) self->deliver(sub);
+    });
     std::erase_if(pumps, [](const std::weak_ptr<io::amqp_pump>& w) { return w.expired(); });
     pumps.push_back(pump);
     std::weak_ptr<impl> w = shared_from_this();
@@ -637,12 +659,16 @@ void eventhub_emulator::impl::deliver(subscriber& s) {
     auto& p = h->parts[static_cast<std::size_t>(s.partition)];
     if (p.stalled || s.starved) return;
     pn_link_t* link = sender_handle(s.link).raw();
-    while (s.link.credit() > 0 && s.next < p.log.size()) {
+    // A few MB at a time, topped up after every socket write (run_amqp), like a broker that
+    // streams from its log: handing Proton all the credit at once (300 x 100 KB per link)
+    // grows its frame buffer without end, and the page faults cost more than the encryption.
+    while (s.link.credit() > 0 && s.next < p.log.size() && !s.conn->output_backed_up()) {
         // What proton::sender::send does, with the bytes encoded at publish time.
         const std::string& bytes = p.encoded[s.next++];
         const std::uint64_t tag = ++s.tag;
         pn_delivery(link, pn_dtag(reinterpret_cast<const char*>(&tag), sizeof tag));
         pn_link_send(link, bytes.data(), bytes.size());
+        s.conn->handed += bytes.size();
         pn_link_advance(link);
         ++deliveries;
         max_unaccepted = std::max(max_unaccepted, ++unaccepted);
