@@ -145,8 +145,10 @@ TEST_CASE("coalescing TLS stream: 4 MB each way arrive intact in few socket send
     const auto c = p.client->next_layer().stats(), s = p.server->next_layer().stats();
     INFO("client sends " << c.socket_writes << " reads " << c.socket_reads << "; server sends "
                          << s.socket_writes << " reads " << s.socket_reads);
-    CHECK(c.socket_writes <= (4u << 20) / io::coalescing_stream::default_capacity + 4);
-    CHECK(s.socket_writes <= (4u << 20) / io::coalescing_stream::default_capacity + 4);
+    // 16 full buffers, the rest of the data and the record overhead, the handshake's flights.
+    const std::size_t most_sends = (4u << 20) / io::coalescing_stream::default_capacity + 8;
+    CHECK(c.socket_writes <= most_sends);
+    CHECK(s.socket_writes <= most_sends);
     CHECK(c.socket_reads < 128);
     CHECK(s.socket_reads < 128);
     CHECK(c.bytes_written > up.size());  // the records' framing and tags ride along
