@@ -1,8 +1,12 @@
 // Child process for the store crash test: commits batches forever until SIGKILLed.
 // Batch b holds 5 alerts (event ids "b<b>-<i>") and the checkpoint "crash" = b.
+// One byte on stdout after the first commit tells the test that killing now lands mid-run,
+// however slow the build (ASan) or the machine.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include <unistd.h>
 
 #include "io/store.hpp"
 
@@ -16,6 +20,7 @@ int main(int argc, char** argv) {
     }
     long b = std::atol(argv[2]);
     glasswatch::core::alert_context ctx{"t", "t"};
+    bool first = true;
     for (;; ++b) {
         std::vector<glasswatch::io::routed_finding> fs;
         for (int i = 0; i < 5; ++i) {
@@ -29,6 +34,10 @@ int main(int argc, char** argv) {
         if (!r.ok) {
             std::fprintf(stderr, "commit failed: %s\n", r.error.c_str());
             return 1;
+        }
+        if (first) {
+            first = false;
+            if (::write(STDOUT_FILENO, "c", 1) != 1) return 3;
         }
     }
 }

@@ -1,3 +1,4 @@
+#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -215,16 +216,28 @@ TEST_CASE("crash consistency: the checkpoint never runs ahead of the outbox", "[
     long next_batch = 1;
     int cycles = 25, crashed_mid_run = 0;
     for (int cycle = 0; cycle < cycles; ++cycle) {
+        int ready[2];
+        REQUIRE(::pipe(ready) == 0);
         pid_t pid = ::fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
+            ::dup2(ready[1], STDOUT_FILENO);
             std::string start = std::to_string(next_batch);
             ::execl(GLASSWATCH_CRASH_HELPER, GLASSWATCH_CRASH_HELPER, dir.path.c_str(),
                     start.c_str(), nullptr);
             ::_exit(127);
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 80));
+        ::close(ready[1]);
+        // Every fifth cycle kills at a random moment from exec on (possibly during open or the
+        // first commit); the others wait for the first commit so that a slow build still
+        // makes progress, then kill at a random moment while commits continue.
+        if (cycle % 5 != 4) {
+            pollfd p{ready[0], POLLIN, 0};
+            REQUIRE(::poll(&p, 1, 30000) == 1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 80));
         ::kill(pid, SIGKILL);
+        ::close(ready[0]);
         int status = 0;
         ::waitpid(pid, &status, 0);
         if (WIFSIGNALED(status)) ++crashed_mid_run;
