@@ -109,7 +109,7 @@ struct coalescing_stream::state : std::enable_shared_from_this<state> {
             write_error = ec;
             wlen = 0;
             if (io_handler h = std::move(write_h)) std::move(h)(ec, 0);
-            fail_flushes(ec);
+            finish_flushes(ec);
             return;
         }
         // Writes may have appended behind the bytes in flight; they move to the front.
@@ -120,16 +120,12 @@ struct coalescing_stream::state : std::enable_shared_from_this<state> {
             const std::size_t k = put_write(write_from);
             std::move(h)(error_code(), k);
         }
-        if (wlen == 0) {
-            auto waiters = std::move(flush_waiters);
-            flush_waiters.clear();
-            for (auto& w : waiters)
-                std::move(w)(error_code());
-        } else if (!flush_waiters.empty() || read_h || wlen == wcap) {
+        if (wlen == 0)
+            finish_flushes(error_code());
+        else if (!flush_waiters.empty() || read_h || wlen == wcap)
             send();
-        }
     }
-    void fail_flushes(const error_code& ec) {
+    void finish_flushes(const error_code& ec) {
         auto waiters = std::move(flush_waiters);
         flush_waiters.clear();
         for (auto& w : waiters)
