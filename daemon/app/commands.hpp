@@ -23,6 +23,7 @@ int cmd_evidence(const std::vector<std::string>& args);
 int cmd_drill(const std::vector<std::string>& args);   // ops_commands.cpp
 int cmd_status(const std::vector<std::string>& args);  // ops_commands.cpp
 int cmd_posture(const std::vector<std::string>& args);
+int cmd_outbox(const std::vector<std::string>& args);  // outbox_commands.cpp
 
 // Reads and validates a config file, printing every error to stderr. nullopt on failure.
 std::optional<core::config> load_config_file(const std::string& path);

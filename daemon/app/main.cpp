@@ -43,6 +43,13 @@ commands:
   drill report [--since ISO-8601] [--json] [--config FILE]
                                per drill: when the sign-in happened, when glasswatch saw it,
                                when each sink accepted and confirmed it (auditor evidence)
+  outbox list [--sink S] [--state pending|accepted|confirmed|failed] [--limit N] [--json]
+                               the deliveries per sink and state, newest first, with the open
+                               broken-sink episodes (read-only; works next to the daemon)
+  outbox retry --sink S | --alert ID [--config FILE]
+                               re-queue the rows a sink refused (after fixing the sink) and
+                               release a sink held by a 410, refused credentials or a failing
+                               certificate; logged and chained as evidence
   status [--config FILE]       summary of the running daemon from its admin endpoint
                                (sources, sinks, outbox, alerts, firing tripwires); exit 1
                                when not ready or not running
@@ -105,6 +112,7 @@ int main(int argc, char** argv) {
     if (cmd == "drill") return glasswatch::app::cmd_drill(args);
     if (cmd == "status") return glasswatch::app::cmd_status(args);
     if (cmd == "posture") return glasswatch::app::cmd_posture(args);
+    if (cmd == "outbox") return glasswatch::app::cmd_outbox(args);
     std::fprintf(stderr, "glasswatch: unknown command '%s' (try: glasswatch help)\n", cmd.c_str());
     return glasswatch::app::exit_usage;
 }

@@ -1,5 +1,6 @@
 #include "core/alert.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
@@ -124,13 +125,29 @@ std::string dump(const json& j) {
 
 }  // namespace
 
-alert make_event_alert(const alert_context& ctx, const event& ev, const match& m,
+bool has_rule(const alert& a, std::string_view rule) {
+    if (a.rule == rule) return true;
+    for (const auto& r : a.rules)
+        if (r == rule) return true;
+    return false;
+}
+
+alert make_event_alert(const alert_context& ctx, const event& ev, const std::vector<match>& ms,
                        micros observed_at) {
+    // The primary match: the first of the highest severity (match_event's order is fixed).
+    std::size_t primary = 0;
+    for (std::size_t i = 1; i < ms.size(); ++i)
+        if (ms[i].sev > ms[primary].sev) primary = i;
+    const match& m = ms[primary];
     alert a;
     a.tenant_id = ctx.tenant_id;
     a.event_id = ev.id;
     a.rule = m.rule;
     a.sev = m.sev;
+    a.rules.push_back(m.rule);
+    for (const auto& other : ms)
+        if (std::find(a.rules.begin(), a.rules.end(), other.rule) == a.rules.end())
+            a.rules.push_back(other.rule);
     a.id = make_alert_id(ctx.tenant_id, ev.id, m.rule);
     a.event_time = ev.time;
     a.observed_at = observed_at;
@@ -163,9 +180,13 @@ alert make_event_alert(const alert_context& ctx, const event& ev, const match& m
                     160);
     } else {
         std::string by = who_of(ev.actor);
+        // One alert per touch: when the event tripped several rules, the text names them all.
+        std::string also;
+        for (std::size_t i = 0; a.rules.size() > 1 && i < a.rules.size(); ++i)
+            also += (i == 0 ? "; rules " : ", ") + a.rules[i];
         a.summary = sanitize_line(m.why + ": " + label + ", by " + (by.empty() ? "unknown" : by) +
                                       ", result " + (ev.success ? "success" : "failure") + ", at " +
-                                      format_iso8601(ev.time, false),
+                                      format_iso8601(ev.time, false) + also,
                                   1024);
         a.sms =
             to_gsm7("GW " + std::string(sev_tag(a.sev)) + " " + sanitize_line(m.subject_label, 24) +
@@ -177,9 +198,20 @@ alert make_event_alert(const alert_context& ctx, const event& ev, const match& m
     json d;
     d["alertId"] = a.id;
     d["rule"] = a.rule;
+    d["rules"] = a.rules;
     d["severity"] = std::string(to_string(a.sev));
     d["summary"] = a.summary;
     d["why"] = sanitize_line(m.why, 512);
+    if (ms.size() > 1) {
+        json all = json::array();
+        for (const auto& x : ms)
+            all.push_back({{"rule", x.rule},
+                           {"severity", std::string(to_string(x.sev))},
+                           {"subject",
+                            {{"id", x.subject_id}, {"label", sanitize_line(x.subject_label, 128)}}},
+                           {"why", sanitize_line(x.why, 512)}});
+        d["matches"] = std::move(all);
+    }
     d["tenant"] = {{"id", ctx.tenant_id}, {"name", ctx.tenant_name}};
     d["subject"] = {{"id", m.subject_id}, {"label", sanitize_line(m.subject_label, 128)}};
     d["observedAt"] = format_iso8601(observed_at);
@@ -195,6 +227,7 @@ alert make_health_alert(const alert_context& ctx, std::string_view rule, severit
     alert a;
     a.tenant_id = ctx.tenant_id;
     a.rule = std::string(rule);
+    a.rules = {a.rule};
     a.sev = sev;
     a.event_id = "health/" + std::string(subject) + "/" + std::string(episode);
     a.id = make_alert_id(ctx.tenant_id, a.event_id, rule);

@@ -1,10 +1,15 @@
-// Alerts: what the sinks deliver. Deterministic id = f(tenant, source event id, rule), so the
-// same event seen twice (Graph and Event Hub, a replay, a restart) yields the same alert and a
-// second glasswatch instance collapses into the same PagerDuty incident.
+// Alerts: what the sinks deliver. One alert per touch: an event that trips several rules (a
+// break-glass account that registers security info on itself is both actor and target) is ONE
+// alert naming every rule, with the highest severity. Deterministic id = f(tenant, source event
+// id, primary rule), so the same event seen twice (Graph and Event Hub, a replay, a restart, a
+// second instance) yields the same alert and collapses into the same PagerDuty incident. The
+// primary rule is the first of the highest severity in match_event()'s fixed order, so the id
+// of an event that trips one rule is what it always was.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/config.hpp"
 #include "core/event.hpp"
@@ -14,8 +19,9 @@
 namespace glasswatch::core {
 
 struct alert {
-    std::string id;  // "gw-" + 32 hex
-    std::string rule;
+    std::string id;                  // "gw-" + 32 hex
+    std::string rule;                // the primary rule (highest severity)
+    std::vector<std::string> rules;  // every rule the event tripped, primary first
     severity sev = severity::critical;
     std::string tenant_id;
     std::string event_id;
@@ -38,8 +44,16 @@ struct alert_context {
 std::string make_alert_id(std::string_view tenant_id, std::string_view event_id,
                           std::string_view rule);
 
-alert make_event_alert(const alert_context& ctx, const event& ev, const match& m,
+// One alert for every rule `ms` (non-empty) holds for the event.
+alert make_event_alert(const alert_context& ctx, const event& ev, const std::vector<match>& ms,
                        micros observed_at);
+inline alert make_event_alert(const alert_context& ctx, const event& ev, const match& m,
+                              micros observed_at) {
+    return make_event_alert(ctx, ev, std::vector<match>{m}, observed_at);
+}
+
+// True when `a` carries `rule` (primary or not).
+bool has_rule(const alert& a, std::string_view rule);
 
 // Alerts about glasswatch itself (source down, sink broken, ...). `episode` makes the id
 // unique per incident, e.g. the time the condition started.

@@ -92,4 +92,19 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view v, m
     return std::chrono::milliseconds(delta > 0 ? delta / 1000 : 0);
 }
 
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value,
+                                                           std::string_view date_header,
+                                                           micros local_now) {
+    const auto server_now = parse_http_date(date_header);
+    return parse_retry_after(value, server_now.value_or(local_now));
+}
+
+std::chrono::milliseconds service_gate::on_failure(
+    micros now, double u, std::optional<std::chrono::milliseconds> retry_after) {
+    failures_ = std::min(failures_ + 1, 64);
+    const auto wait = backoff_delay(policy_, failures_, u, retry_after);
+    open_at_ = std::max(open_at_, now + static_cast<micros>(wait.count()) * 1000);
+    return std::chrono::milliseconds((open_at_ - now) / 1000);
+}
+
 }  // namespace glasswatch::core

@@ -1566,6 +1566,14 @@ std::vector<config_warning> check_config_warnings(const config& c, file_mode_fn 
             case sink_kind::twilio:
                 check_alert_url(out, base + ".api_base", s.api_base);
                 check_secret_file(out, base + ".auth_token_file", s.auth_token.file, file_mode);
+                if (s.escalate_to.empty())
+                    out.push_back(
+                        {base + ".escalate_to",
+                         "no escalation target: an SMS Twilio reports undelivered, or that is not "
+                         "delivered within delivery_timeout (" +
+                             std::to_string(s.delivery_timeout.count()) +
+                             " s), only raises sink_broken on the other sinks; set escalate_to "
+                             "(and escalate_after) to page another sink at once"});
                 break;
             case sink_kind::webhook:
                 check_alert_url(out, base + ".url", s.url);

@@ -1,5 +1,6 @@
 #include "core/pipeline.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/crypto.hpp"
@@ -81,17 +82,20 @@ void pipeline::process_record(std::string_view raw, const body_origin& origin, m
     }
     ++stats_.events;
     auto matches = match_event(watchlist_, r.ev);
-    for (auto& m : matches) {
-        ++stats_.matches;
-        finding f{make_event_alert(ctx_, r.ev, m, now), r.ev.raw, origin.source};
-        for (const auto& d : drills_) {
-            if (d.account_id == m.subject_id && r.ev.time >= d.start && r.ev.time <= d.end) {
-                label_drill(f.a, d.id);
-                break;
-            }
+    if (matches.empty()) return;
+    stats_.matches += matches.size();
+    // One alert per touch, naming every rule the event tripped (invariant 8).
+    finding f{make_event_alert(ctx_, r.ev, matches, now), r.ev.raw, origin.source};
+    for (const auto& d : drills_) {
+        const bool covers = std::any_of(matches.begin(), matches.end(), [&](const match& m) {
+            return d.account_id == m.subject_id;
+        });
+        if (covers && r.ev.time >= d.start && r.ev.time <= d.end) {
+            label_drill(f.a, d.id);
+            break;
         }
-        out.findings.push_back(std::move(f));
     }
+    out.findings.push_back(std::move(f));
 }
 
 bool pipeline::watch_probe::concerns(std::string_view v) const {

@@ -9,8 +9,11 @@ std::vector<std::string> route_alert(const std::vector<sink_config>& sinks, cons
     std::vector<std::string> out;
     for (const auto& s : sinks) {
         if (a.sev < s.min_severity) continue;
-        if (!s.rules.empty() && std::find(s.rules.begin(), s.rules.end(), a.rule) == s.rules.end())
-            continue;
+        // An alert naming several rules goes to the union of the rules' sinks.
+        const bool wanted =
+            s.rules.empty() || std::any_of(s.rules.begin(), s.rules.end(),
+                                           [&a](const std::string& r) { return has_rule(a, r); });
+        if (!wanted) continue;
         out.push_back(s.name);
     }
     if (fell_back) *fell_back = false;

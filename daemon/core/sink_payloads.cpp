@@ -256,4 +256,11 @@ sink_answer classify_webhook(int status, std::string_view body) {
     return r;
 }
 
+refusal refusal_for_status(int status) {
+    refusal r;
+    r.cause = "http_" + std::to_string(status);
+    r.holds = status == 401 || status == 403 || status == 404 || status == 410;
+    return r;
+}
+
 }  // namespace glasswatch::core

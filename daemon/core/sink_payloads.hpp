@@ -98,4 +98,14 @@ sink_answer classify_webhook(int status, std::string_view body);
 // Common HTTP classification: 2xx accepted; 408/425/429/5xx transient; other 4xx permanent.
 sink_verdict verdict_for_status(int status) noexcept;
 
+// A permanent refusal, named for its episode ("http_410"). `holds`: the answer says the sink
+// itself is wrong — 410 Gone, 401/403 refused credentials, 404 no such endpoint — so nothing
+// more is sent to it until its configuration changes or an operator re-queues. Otherwise only
+// this alert was refused (400 malformed, 413 too large, 422 unprocessable): other alerts still go.
+struct refusal {
+    std::string cause;
+    bool holds = false;
+};
+refusal refusal_for_status(int status);
+
 }  // namespace glasswatch::core

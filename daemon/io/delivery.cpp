@@ -6,7 +6,9 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
+#include <nlohmann/json.hpp>
 
+#include "core/crypto.hpp"
 #include "core/routing.hpp"
 #include "core/sink_payloads.hpp"
 #include "io/failpoint.hpp"
@@ -71,9 +73,23 @@ std::unique_ptr<sink> make_sink(runtime& rt, const core::sink_config& cfg,
     return make_http_sink(rt, cfg, allow_world_readable, error);
 }
 
+std::string sink_fingerprint(const core::sink_config& c) {
+    std::string m = std::string(core::to_string(c.kind)) + "\n" + c.url + "\n" + c.api_base + "\n" +
+                    c.account_sid + "\n" + c.api_key_sid + "\n" + c.from + "\n" +
+                    c.messaging_service_sid + "\n" + c.ca_file + "\n" + c.path + "\n" +
+                    c.routing_key.describe() + "\n" + c.auth_token.describe() + "\n" +
+                    c.signing_secret.describe();
+    for (const auto& t : c.to)
+        m += "\n" + t;
+    return core::sha256_hex(m).substr(0, 16);
+}
+
 delivery_engine::delivery_engine(runtime& rt, std::vector<std::unique_ptr<sink>> sinks,
                                  core::alert_context ctx, core::backoff_policy policy)
-    : rt_(rt), sinks_(std::move(sinks)), ctx_(std::move(ctx)), policy_(policy) {}
+    : rt_(rt), sinks_(std::move(sinks)), ctx_(std::move(ctx)), policy_(policy) {
+    for (auto& s : sinks_)
+        s->gate().set_policy(policy_);
+}
 
 void delivery_engine::stop() {
     stopping_ = true;
@@ -81,6 +97,7 @@ void delivery_engine::stop() {
 }
 
 asio::awaitable<void> delivery_engine::run() {
+    co_await load_episodes();
     // Workers are independent: one slow or broken sink never delays another.
     auto ex = co_await asio::this_coro::executor;
     int running = static_cast<int>(sinks_.size());
@@ -104,6 +121,64 @@ asio::awaitable<void> delivery_engine::run() {
     }
 }
 
+asio::awaitable<void> delivery_engine::load_episodes() {
+    // Episodes survive restarts: a restart neither re-pages a known broken sink nor sends to a
+    // gone one. A holding episode whose sink configuration has changed since is over: its
+    // failed rows are re-queued for the new configuration.
+    auto read = [](store& db) { return db.open_episodes(); };
+    auto open = co_await rt_.on_store(std::move(read));
+    for (auto& e : open) {
+        auto it = std::find_if(sinks_.begin(), sinks_.end(),
+                               [&](const auto& s) { return s->config().name == e.sink; });
+        if (it == sinks_.end()) continue;  // a sink no longer configured: its rows wait as they are
+        const std::string fp = sink_fingerprint((*it)->config());
+        if (e.holding() && e.config_fp != fp) {
+            const core::micros now = wall_now();
+            auto requeue = [sink = e.sink, now](store& db) {
+                return db.requeue(sink, {}, now, "configuration change");
+            };
+            auto r = co_await rt_.on_store(std::move(requeue));
+            spdlog::warn(
+                "sink {}: its configuration changed since it broke ({}); re-queued {} failed "
+                "row(s) and sending again",
+                e.sink, e.cause, r.rows);
+            e.released_at = now;
+            e.released_by = "configuration change";
+        } else if (e.holding()) {
+            holding_[e.sink] = true;
+            spdlog::warn(
+                "sink {}: still broken since {} ({}: {}); nothing is sent to it until its "
+                "configuration changes or `glasswatch outbox retry --sink {}`",
+                e.sink, core::format_iso8601(e.opened_at, false), e.cause, e.detail, e.sink);
+        }
+        episodes_[e.sink].push_back(e);
+    }
+}
+
+asio::awaitable<void> delivery_engine::sleep_until(asio::steady_timer& t,
+                                                   std::chrono::steady_clock::time_point when) {
+    t.expires_at(when);
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<bool> delivery_engine::held_by_episode(sink& s) {
+    const std::string name = s.config().name;
+    if (!holding_[name]) co_return false;
+    auto read = [name](store& db) { return db.open_episodes(name); };
+    auto open = co_await rt_.on_store(std::move(read));
+    const bool holds =
+        std::any_of(open.begin(), open.end(), [](const sink_episode& e) { return e.holding(); });
+    if (!holds) {
+        holding_[name] = false;
+        for (auto& cached : episodes_[name])
+            for (const auto& e : open)
+                if (e.cause == cached.cause && e.opened_at == cached.opened_at) cached = e;
+        spdlog::warn("sink {}: released by an operator; sending again", name);
+    }
+    co_return holds;
+}
+
 asio::awaitable<void> delivery_engine::worker(sink& s) {
     const std::string name = s.config().name;
     auto ex = co_await asio::this_coro::executor;
@@ -119,17 +194,31 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
     // A grouped SMS counts every alert held in its window, so it reads them all at once.
     const int batch = grouping ? 1000 : 16;
     core::wall_step_detector clock;
+    using steady = std::chrono::steady_clock;
 
     while (!stopping_) {
         const core::micros now = wall_now();
         if (const core::micros step = clock.observe(now, steady_micros()); step != 0)
             co_await follow_clock_step(name, step, now);
+        // A holding episode (gone, refused credentials, untrusted certificate): nothing goes to
+        // the sink; its rows wait, and escalation from it still runs (it sends nothing here).
+        if (co_await held_by_episode(s)) {
+            if (!s.config().escalate_to.empty() && s.config().escalate_after.count() > 0)
+                co_await escalate_from(s);
+            co_await sleep_until(sleeper, steady::now() + std::chrono::seconds(1));
+            continue;
+        }
+        // The service said wait (Retry-After) or is backing off: nothing of any kind is sent.
+        if (const core::micros open_at = s.gate().open_at(), t = steady_micros(); open_at > t) {
+            co_await sleep_until(sleeper, steady::now() + std::chrono::microseconds(open_at - t));
+            continue;
+        }
         auto fetch_due = [name, now, batch](store& db) { return db.due(name, now, batch); };
         auto rows = co_await rt_.on_store(std::move(fetch_due));
-        auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        auto wake = steady::now() + std::chrono::seconds(1);
         bool more = !grouping && rows.size() == static_cast<std::size_t>(batch);
         if (grouping) {
-            auto plan = gate.next(std::chrono::steady_clock::now(), rows.size());
+            auto plan = gate.next(steady::now(), rows.size());
             using kind = core::sms_burst_gate::plan::kind;
             if (plan.what == kind::single || plan.what == kind::group) {
                 std::vector<outbox_row> send;
@@ -137,19 +226,19 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                     send.push_back(rows.front());
                 else
                     send = s.group_of(rows);
-                auto t0 = std::chrono::steady_clock::now();
+                auto t0 = steady::now();
                 failpoint("before_sink_send");
                 sink_outcome o;
                 if (send.size() == 1)
                     o = co_await s.deliver(send.front());
                 else
                     o = co_await s.deliver_group(send);
-                auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - t0);
+                auto took =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
                 co_await record_outcome(s, send, o, took);
                 if (o.what == sink_outcome::kind::accepted ||
                     o.what == sink_outcome::kind::confirmed)
-                    gate.accepted(std::chrono::steady_clock::now());
+                    gate.accepted(steady::now());
                 more = true;  // the rest of the burst: held (wait) or due again
             } else if (plan.what == kind::wait) {
                 wake = std::min(wake, plan.wake);
@@ -157,25 +246,28 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
         } else {
             for (const auto& row : rows) {
                 if (stopping_) break;
-                auto t0 = std::chrono::steady_clock::now();
+                auto t0 = steady::now();
                 failpoint("before_sink_send");
                 sink_outcome o = co_await s.deliver(row);
-                auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - t0);
+                auto took =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
                 std::vector<outbox_row> one{row};
                 co_await record_outcome(s, one, o, took);
+                // The service said wait, or the sink broke: the rest of the batch waits too.
+                if (!s.gate().is_open(steady_micros()) || holding_[name]) {
+                    more = true;
+                    break;
+                }
             }
         }
         if (stopping_) break;
-        if (s.confirms_later()) co_await confirm_accepted(s);
+        if (s.confirms_later() && s.gate().is_open(steady_micros())) co_await confirm_accepted(s);
         if (!s.config().escalate_to.empty() && s.config().escalate_after.count() > 0)
             co_await escalate_from(s);
         if (stopping_) break;
         if (more) continue;  // more may be due
         // Sleep until a commit wakes us, or poll again in a second for retries coming due.
-        sleeper.expires_at(wake);
-        boost::system::error_code ec;
-        co_await sleeper.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_await sleep_until(sleeper, wake);
     }
 }
 
@@ -230,10 +322,19 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
                 spdlog::info("sink {}: delivered {} ({}, {} ms, attempt {})", name, lead.alert_id,
                              lead.a.rule, took.count(), lead.attempts + 1);
             }
+            co_await end_episodes(s);
             break;
         }
+        case sink_outcome::kind::held:
+            // Not sent: the row stays due and leaves when the service's gate opens.
+            ++st.held;
+            break;
         case sink_outcome::kind::transient: {
             auto delay = core::backoff_delay(policy_, attempts + 1, rt_.jitter(), o.retry_after);
+            // Never before the service's own gate opens (it may wait longer than this row).
+            const auto gate_wait = std::chrono::milliseconds(
+                std::max<core::micros>(0, s.gate().open_at() - steady_micros()) / 1000);
+            delay = std::max(delay, gate_wait);
             core::micros next =
                 at + std::chrono::duration_cast<std::chrono::microseconds>(delay).count();
             auto record_retry = [rows, next, o](store& db) {
@@ -262,11 +363,14 @@ asio::awaitable<void> delivery_engine::record_outcome(sink& s, const std::vector
             st.permanent_failures += rows.size();
             if (st.failing_since == 0) st.failing_since = at;
             st.last_error = o.error;
-            spdlog::error("sink {}: permanent failure delivering {}{}: {}", name, lead.alert_id,
-                          rows.size() > 1 ? " and " + std::to_string(rows.size() - 1) + " more"
-                                          : std::string(),
-                          o.error);
-            co_await raise_sink_broken(s, lead, o.error);
+            spdlog::error(
+                "sink {}: permanent failure delivering {}{}: {}; the row is kept (failed): "
+                "`glasswatch outbox retry --alert {}` re-queues it",
+                name, lead.alert_id,
+                rows.size() > 1 ? " and " + std::to_string(rows.size() - 1) + " more"
+                                : std::string(),
+                o.error, lead.alert_id);
+            co_await open_episode(s, lead, o);
             break;
         }
     }
@@ -277,10 +381,12 @@ asio::awaitable<void> delivery_engine::confirm_accepted(sink& s) {
     auto fetch_accepted = [name](store& db) { return db.awaiting_confirmation(name, 32); };
     auto rows = co_await rt_.on_store(std::move(fetch_accepted));
     const auto now_steady = std::chrono::steady_clock::now();
+    const core::micros timeout_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(s.config().delivery_timeout).count();
     // The alerts of a grouped SMS share one message: ask about it once per pass.
     std::map<std::string, sink_outcome> answered;
     for (const auto& row : rows) {
-        if (stopping_) co_return;
+        if (stopping_ || !s.gate().is_open(steady_micros())) co_return;
         auto& last = last_check_[row.alert_id + "|" + name];
         auto known = answered.find(row.sink_ref);
         if (known == answered.end() && now_steady - last < std::chrono::seconds(2))
@@ -294,6 +400,18 @@ asio::awaitable<void> delivery_engine::confirm_accepted(sink& s) {
             answered[row.sink_ref] = o;
         }
         const core::micros at = wall_now();
+        if (o.what == sink_outcome::kind::accepted && timeout_us > 0 &&
+            at - row.accepted_at > timeout_us) {
+            // Accepted, never delivered: a phone that is off, a carrier filter. Not silence:
+            // the alert goes on through the escalation target now.
+            o.what = sink_outcome::kind::permanent;
+            o.cause = "sms_not_delivered";
+            o.error = "not delivered within " +
+                      core::format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                s.config().delivery_timeout)
+                                                .count()) +
+                      (o.error.empty() ? std::string() : " (" + o.error + ")");
+        }
         if (o.what == sink_outcome::kind::confirmed) {
             auto record = [row, at](store& db) { db.mark_confirmed(row.alert_id, row.sink, at); };
             co_await rt_.on_store(std::move(record));
@@ -309,8 +427,25 @@ asio::awaitable<void> delivery_engine::confirm_accepted(sink& s) {
             last_check_.erase(row.alert_id + "|" + name);
             spdlog::error("sink {}: {} was accepted but not delivered: {}", name, row.alert_id,
                           o.error);
+            co_await escalate_now(s, row, o);
         }
     }
+}
+
+asio::awaitable<void> delivery_engine::escalate_now(sink& s, const outbox_row& row,
+                                                    const sink_outcome& o) {
+    const std::string from = s.config().name, to = s.config().escalate_to;
+    if (to.empty()) {
+        // Nobody to escalate to: the SOC must still learn that the texts do not arrive.
+        co_await open_episode(s, row, o);
+        co_return;
+    }
+    const core::micros now = wall_now();
+    auto add = [id = row.alert_id, to, now](store& db) { return db.add_outbox(id, to, now); };
+    co_await rt_.on_store(std::move(add));
+    ++stats_[from].escalations;
+    spdlog::warn("sink {}: {} {}; escalating to sink {} now", from, row.alert_id, o.error, to);
+    rt_.notify_outbox();
 }
 
 asio::awaitable<void> delivery_engine::escalate_from(sink& s) {
@@ -339,28 +474,112 @@ asio::awaitable<void> delivery_engine::escalate_from(sink& s) {
     if (!escalated.empty()) rt_.notify_outbox();
 }
 
-asio::awaitable<void> delivery_engine::raise_sink_broken(const sink& broken, const outbox_row& row,
-                                                         const std::string& error) {
-    if (row.a.rule == "sink_broken") co_return;  // never chain sink_broken alerts
+std::vector<std::string> delivery_engine::other_sinks(const std::string& name) const {
     std::vector<std::string> others;
     for (const auto& s : sinks_)
-        if (s->config().name != broken.config().name) others.push_back(s->config().name);
-    if (others.empty()) {
-        spdlog::critical("sink {} is broken and there is no other sink to report it through",
-                         broken.config().name);
-        co_return;
-    }
+        if (s->config().name != name) others.push_back(s->config().name);
+    return others;
+}
+
+asio::awaitable<void> delivery_engine::queue_health_alert(const core::alert& a,
+                                                          std::vector<std::string> to) {
     const core::micros now = wall_now();
-    core::alert a = core::make_health_alert(
-        ctx_, "sink_broken", core::severity::critical, broken.config().name, row.alert_id,
-        "Alert sink '" + broken.config().name + "' refuses deliveries (" + error + "); alert " +
-            row.alert_id + " (" + row.a.rule + ") could not be sent through it",
-        now);
-    std::vector<routed_finding> f{{core::finding{a, row.a.detail_json, "health"}, others}};
+    std::vector<routed_finding> f{{core::finding{a, a.detail_json, "health"}, std::move(to)}};
     auto queue_alert = [f, now](store& db) { return db.commit(f, {}, now); };
     auto res = co_await rt_.on_store(std::move(queue_alert));
-    if (!res.ok) spdlog::error("cannot queue sink_broken alert: {}", res.error);
+    if (!res.ok) spdlog::error("cannot queue {} alert: {}", a.rule, res.error);
     rt_.notify_outbox();
+}
+
+asio::awaitable<void> delivery_engine::open_episode(sink& s, const outbox_row& row,
+                                                    const sink_outcome& o) {
+    const std::string name = s.config().name;
+    const std::string cause = o.cause.empty() ? "refused" : o.cause;
+    auto& open = episodes_[name];
+    auto known = std::find_if(open.begin(), open.end(), [&](const sink_episode& e) {
+        return e.cause == cause && e.closed_at == 0;
+    });
+    if (o.holds) holding_[name] = true;
+    if (known != open.end()) {
+        // The same episode: no second page. Released and failing again: it holds again.
+        if (o.holds && known->released_at != 0) {
+            known->released_at = 0;
+            known->released_by.clear();
+            auto rehold = [name, cause](store& db) { return db.rehold_episode(name, cause); };
+            co_await rt_.on_store(std::move(rehold));
+            spdlog::error("sink {}: still broken after the re-queue ({}); holding again", name,
+                          o.error);
+        }
+        co_return;
+    }
+    // sink_broken alerts about sink_broken alerts would chain without end: such a row fails
+    // alone (its episode is the one already paged).
+    if (row.a.rule == "sink_broken") co_return;
+    const core::micros now = wall_now();
+    sink_episode e;
+    e.sink = name;
+    e.cause = cause;
+    e.opened_at = now;
+    e.holds = o.holds;
+    e.detail = o.error;
+    e.config_fp = sink_fingerprint(s.config());
+    const std::string what =
+        o.holds ? "nothing more is sent to it until its configuration changes or `glasswatch "
+                  "outbox retry --sink " +
+                      name + "`"
+                : "alerts it refuses are kept: `glasswatch outbox retry --sink " + name +
+                      "` re-queues them";
+    core::alert a = core::make_health_alert(
+        ctx_, "sink_broken", core::severity::critical, name, cause + "/" + std::to_string(now),
+        "Alert sink '" + name + "' is broken (" + o.error + "); alert " + row.alert_id + " (" +
+            row.a.rule + ") could not be sent through it; " + what,
+        now,
+        nlohmann::json{
+            {"sink", name}, {"cause", cause}, {"holds", o.holds}, {"alert", row.alert_id}}
+            .dump());
+    e.alert_id = a.id;
+    open.push_back(e);
+    auto record = [e](store& db) { return db.open_episode(e); };
+    co_await rt_.on_store(std::move(record));
+    spdlog::error("sink {}: broken ({}): {}; {}", name, cause, o.error, what);
+    auto others = other_sinks(name);
+    if (others.empty()) {
+        spdlog::critical("sink {} is broken and there is no other sink to report it through", name);
+        co_return;
+    }
+    co_await queue_health_alert(a, std::move(others));
+}
+
+asio::awaitable<void> delivery_engine::end_episodes(sink& s) {
+    const std::string name = s.config().name;
+    auto it = episodes_.find(name);
+    if (it == episodes_.end() || it->second.empty()) co_return;
+    auto ended = std::exchange(it->second, {});
+    holding_[name] = false;
+    const core::micros now = wall_now();
+    auto close = [name, now](store& db) { return db.close_episodes(name, now, "delivered"); };
+    co_await rt_.on_store(std::move(close));
+    for (const auto& e : ended) {
+        spdlog::info("sink {}: delivers again; episode {} since {} is over", name, e.cause,
+                     core::format_iso8601(e.opened_at, false));
+        core::alert a = core::make_health_alert(
+            ctx_, "sink_broken_recovered", core::severity::info, name,
+            e.cause + "/" + std::to_string(e.opened_at),
+            "Alert sink '" + name + "' delivers again (it was broken since " +
+                core::format_iso8601(e.opened_at, false) + ": " + e.detail + ")",
+            now,
+            nlohmann::json{{"sink", name}, {"cause", e.cause}, {"brokenAlert", e.alert_id}}.dump());
+        auto to = other_sinks(name);
+        to.push_back(name);
+        co_await queue_health_alert(a, std::move(to));
+    }
+}
+
+std::vector<sink_episode> delivery_engine::broken() const {
+    std::vector<sink_episode> out;
+    for (const auto& [name, list] : episodes_)
+        out.insert(out.end(), list.begin(), list.end());
+    return out;
 }
 
 asio::awaitable<bool> delivery_engine::drain(std::chrono::milliseconds timeout) {

@@ -11,6 +11,7 @@
 //   after_outbox_commit   ingestor::commit, new alerts durable, sink workers not yet woken
 //   before_sink_send      delivery worker, the row read from the outbox, before the sink call
 //   after_sink_ack        delivery worker, the sink acknowledged, before the row is marked
+//   after_sms_intent      Twilio sink, the recipient marked unsure durably, before the POST
 //
 // Thread model: any thread (the store thread and the main thread both reach points).
 #pragma once

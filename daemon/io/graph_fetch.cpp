@@ -66,15 +66,6 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
             r.stopped = true;
             co_return r;
         }
-        // Pace requests: never more than the limit in any 10 s window.
-        // Pacing runs on the steady clock: after the wall clock is set back a day, the newest
-        // request would otherwise lie a day in the future and the limiter would wait for it.
-        core::micros now = steady_micros();
-        core::micros at = limiter_.next_allowed(now);
-        if (at > now && !co_await sleep_for(std::chrono::milliseconds((at - now) / 1000 + 1))) {
-            r.stopped = true;
-            co_return r;
-        }
         token_result tok = co_await tokens_.get();
         counters_.token = tok.failure;
         if (!tok.ok()) {
@@ -86,9 +77,24 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
         req.bearer_token = tok.token;
         req.token_host = host_;
         req.headers.push_back({"Accept", "application/json"});
-        limiter_.record(steady_micros());
-        ++counters_.requests;
+        // Every request on the wire takes a slot, the client's repeat of a GET on a stale
+        // pooled connection included: never more than the limit in any 10 s window.
+        req.before_send = [this]() -> asio::awaitable<bool> {
+            // Pacing runs on the steady clock: after the wall clock is set back a day, the
+            // newest request would otherwise lie a day in the future and the limiter would wait.
+            const core::micros now = steady_micros();
+            const core::micros at = limiter_.next_allowed(now);
+            if (at > now && !co_await sleep_for(std::chrono::milliseconds((at - now) / 1000 + 1)))
+                co_return false;
+            limiter_.record(steady_micros());
+            ++counters_.requests;
+            co_return true;
+        };
         http_result res = co_await http_.request(std::move(req));
+        if (res.error == http_error::cancelled) {
+            r.stopped = true;
+            co_return r;
+        }
         if (!res.ok()) {
             r.status = 0;
             r.error = std::string(to_string(res.error)) + ": " + res.message;

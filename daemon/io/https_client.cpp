@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -255,7 +256,8 @@ struct exchange_outcome {
     std::string message;
     http_response response;
     bool reusable = false;
-    bool nothing_received = false;  // safe to retry on a fresh connection
+    bool nothing_received = false;  // no byte of an answer arrived
+    bool nothing_sent = false;      // not one byte of the request left
 };
 
 template <class Stream>
@@ -267,10 +269,12 @@ asio::awaitable<exchange_outcome> exchange(Stream& stream, connection& conn,
     beast::tcp_stream& raw = conn.tcp();
     // One deadline for write + read: a server trickling bytes cannot stretch the exchange.
     raw.expires_after(opts.request_timeout);
-    co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
+    const std::size_t written =
+        co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         raw.expires_never();
         out.nothing_received = true;
+        out.nothing_sent = written == 0;
         if (ec == beast::error::timeout) {
             out.error = http_error::timeout;
             out.message =
@@ -407,6 +411,10 @@ std::string_view to_string(http_error e) noexcept {
             return "timeout";
         case http_error::body_too_large:
             return "body_too_large";
+        case http_error::tls_verify:
+            return "tls_verify";
+        case http_error::cancelled:
+            return "cancelled";
     }
     return "unknown";
 }
@@ -417,6 +425,7 @@ bool is_transient(http_error e) noexcept {
         case http_error::connect:
         case http_error::proxy:
         case http_error::tls_handshake:
+        case http_error::tls_verify:  // a caller counts these: persistent = misconfiguration
         case http_error::write:
         case http_error::read:
         case http_error::timeout:
@@ -425,9 +434,14 @@ bool is_transient(http_error e) noexcept {
         case http_error::bad_url:
         case http_error::token_host_mismatch:
         case http_error::body_too_large:
+        case http_error::cancelled:
             return false;
     }
     return false;
+}
+
+bool http_request::idempotent() const noexcept {
+    return safe_to_repeat || method == "GET" || method == "HEAD";
 }
 
 bool parse_url(std::string_view url, url_parts& out) {
@@ -635,13 +649,21 @@ asio::awaitable<http_result> https_client::impl::attempt(http_request req) {
     breq.prepare_payload();
 
     const std::string where = authority(target.host, target.port);
+    const bool repeatable = req.idempotent();
     for (int attempt_no = 0; attempt_no < 2; ++attempt_no) {
+        if (req.before_send && !co_await req.before_send()) {
+            out.error = http_error::cancelled;
+            out.message = "request to " + where + " abandoned (shutting down)";
+            co_return out;
+        }
         connection_ptr conn;
         bool reused = false;
         if (attempt_no == 0) {
             conn = take_idle(rt.key);
             reused = conn != nullptr;
         }
+        spdlog::debug("http: {} {} attempt {} on a {} connection", req.method, where,
+                      attempt_no + 1, reused ? "reused" : "new");
         if (!conn) {
             open_outcome o = co_await open(rt);
             if (o.error != http_error::none) {
@@ -662,12 +684,21 @@ asio::awaitable<http_result> https_client::impl::attempt(http_request req) {
             co_return out;
         }
         // A pooled connection the server closed while idle fails on write or before the first
-        // response byte; the request never reached the application, so one retry is safe.
+        // response byte. Usually the request never reached the application, but a server can
+        // also act on it and drop the connection before answering: only an idempotent request
+        // may be written again.
         const bool stale = reused && x.nothing_received &&
                            (x.error == http_error::write || x.error == http_error::read);
-        if (stale) continue;
+        if (stale && repeatable) {
+            spdlog::debug(
+                "http: {} {}: pooled connection failed before the answer ({}); "
+                "repeating the idempotent request on a new connection",
+                req.method, where, x.message);
+            continue;
+        }
         out.error = x.error;
         out.message = std::move(x.message);
+        out.ambiguous = !x.nothing_sent && x.error != http_error::body_too_large;
         co_return out;
     }
     co_return out;  // not reached: the second attempt always returns
@@ -750,7 +781,8 @@ asio::awaitable<open_outcome> https_client::impl::open(route r) {
             out.message = "TLS handshake with " + target_name + ": timed out after " +
                           ms_text(opts.connect_timeout);
         } else {
-            out.error = http_error::tls_handshake;
+            out.error = SSL_get_verify_result(h) != X509_V_OK ? http_error::tls_verify
+                                                              : http_error::tls_handshake;
             const std::string why = tls_failure_text(h, ec);
             out.message = "TLS handshake with " + target_name + ": " + why;
         }

@@ -13,12 +13,21 @@
 // Error policy: request() never throws for network or protocol problems. It returns an
 // http_result whose `error` is classified once; any HTTP status (including 4xx/5xx) is a
 // successful exchange (error == none) and the caller interprets the status.
+//
+// Re-sends (invariant 8): the client never sends a request twice on its own unless it is
+// idempotent (GET, HEAD, or a request the caller marks safe_to_repeat). Only then, and only when
+// a pooled keep-alive connection failed before any byte of the answer, is it written once more
+// on a fresh connection. A POST's failure always goes back to the caller, with `ambiguous` set
+// when the server may have acted on it, so the caller applies its own rule (look the message
+// up, re-send with the same idempotency key). Every attempt on the wire first passes the
+// caller's before_send gate (a rate limiter) and is logged at debug level.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +46,14 @@ struct http_request {
     std::string
         bearer_token;        // sent as "Authorization: Bearer ..." only when url host == token_host
     std::string token_host;  // host (lower-case, no port) the token was issued for
+    // A non-GET request the server treats as idempotent (an OAuth token request): it may be
+    // repeated on a fresh connection like a GET.
+    bool safe_to_repeat = false;
+    // Awaited before every attempt that writes this request on the wire, the repeat on a stale
+    // pooled connection included (a caller's rate limiter). false abandons the request
+    // (http_error::cancelled). Empty = no gate.
+    std::function<boost::asio::awaitable<bool>()> before_send;
+    bool idempotent() const noexcept;
 };
 
 enum class http_error {
@@ -46,11 +63,13 @@ enum class http_error {
     resolve,
     connect,
     proxy,          // CONNECT refused or malformed proxy reply
-    tls_handshake,  // includes certificate verification and host-name mismatch
+    tls_handshake,  // handshake failed for another reason (no TLS, protocol, reset)
+    tls_verify,     // the peer's certificate is not trusted or names another host
     write,
     read,     // connection reset, EOF before a full response, malformed HTTP
     timeout,  // a phase deadline expired
     body_too_large,
+    cancelled,  // the caller's before_send gate abandoned the request (shutdown)
 };
 std::string_view to_string(http_error e) noexcept;
 
@@ -62,6 +81,10 @@ struct http_result {
     http_error error = http_error::none;
     std::string message;  // human detail, never contains the token or a request body
     http_response response;
+    // The request (or part of it) was written and no complete answer came back: the server may
+    // have acted on it. Never set when the request provably did not leave (connect, TLS, bad
+    // URL) or when an answer arrived.
+    bool ambiguous = false;
     bool ok() const noexcept { return error == http_error::none; }
 };
 
@@ -85,8 +108,9 @@ public:
     https_client& operator=(const https_client&) = delete;
 
     // One request/response exchange. Reuses an idle keep-alive connection to the same
-    // host:port when there is one; a stale reused connection is retried once on a fresh one
-    // (only when nothing of the response was read).
+    // host:port when there is one. An idempotent request whose reused connection failed before
+    // any byte of the answer is written once more on a fresh connection (through before_send
+    // again); any other request's failure is returned as it happened.
     boost::asio::awaitable<http_result> request(http_request req);
 
     // Drops idle connections (e.g. after a TLS error or on shutdown).

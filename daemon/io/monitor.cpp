@@ -45,7 +45,7 @@ monitor::monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, 
         heartbeat_http_ = std::make_unique<https_client>(rt_.main().get_executor(), ho);
     }
     ingest_.on_new_alert([this](const core::alert& a) {
-        if (a.rule != "breakglass_signin" || a.drill) return;
+        if (!core::has_rule(a, "breakglass_signin") || a.drill) return;
         if (auto h = tripwire_.note_breakglass_signin(a.event_time, a.subject_label)) {
             // Queued from here, not awaited: the committing source must not wait on it.
             auto self = this;
@@ -220,6 +220,12 @@ asio::awaitable<void> monitor::heartbeat() {
     }
 }
 
+bool monitor::is_paging_sink(const std::string& name) const {
+    for (const auto& s : cfg_.sinks)
+        if (s.name == name) return s.kind != core::sink_kind::file;
+    return false;
+}
+
 bool monitor::live() const {
     return last_tick_ != steady::time_point{} &&
            steady::now() - last_tick_ < std::chrono::seconds(10);
@@ -239,6 +245,17 @@ readiness monitor::ready() const {
         wall_now() - oldest_undelivered_ > to_us(cfg_.tripwire.outbox_max_age))
         r.reasons.push_back("oldest undelivered alert is older than " +
                             core::format_duration(to_us(cfg_.tripwire.outbox_max_age) / 1000));
+    // A paging sink that refuses (a 410, refused credentials, a certificate that fails, SMS that
+    // never arrive) is not ready, however well the rest works: the page may not ring.
+    for (const auto& e : delivery_.broken()) {
+        if (!is_paging_sink(e.sink)) continue;
+        r.reasons.push_back("sink " + e.sink + " broken since " +
+                            core::format_iso8601(e.opened_at, false) + " (" + e.cause + ")" +
+                            (e.holding() ? ", nothing is sent to it: fix it, then `glasswatch "
+                                           "outbox retry --sink " +
+                                               e.sink + "`"
+                                         : ""));
+    }
     if (!live()) r.reasons.push_back("main loop not ticking");
     r.ready = r.reasons.empty();
     return r;
@@ -325,6 +342,18 @@ std::string monitor::metrics_text() const {
     add("glasswatch_sink_failures_total", "Permanent delivery failures", "counter", perm);
     add("glasswatch_sink_escalations_total", "Alerts escalated from this sink", "counter", esc);
     add("glasswatch_sink_up", "0 while a sink's last attempt failed", "gauge", up);
+    std::vector<metric_sample> broken;
+    for (const auto& name : delivery_.sink_names()) {
+        double b = 0;
+        for (const auto& e : delivery_.broken())
+            b = e.sink == name ? 1.0 : b;
+        broken.push_back({{{"sink", name}}, b});
+    }
+    add("glasswatch_sink_broken",
+        "1 while a sink is in a broken episode (refused, gone, TLS verification, undelivered SMS) "
+        "until it delivers again",
+        "gauge", broken);
+    add("glasswatch_ready", "1 while /readyz answers 200", "gauge", one(ready().ready ? 1 : 0));
 
     add("glasswatch_outbox_depth", "Deliveries not yet acknowledged", "gauge",
         one(static_cast<double>(outbox_depth_)));

@@ -64,6 +64,7 @@ private:
     boost::asio::awaitable<void> check_drills();
     boost::asio::awaitable<void> heartbeat();
     core::health_snapshot snapshot() const;
+    bool is_paging_sink(const std::string& name) const;  // not a local file
 
     runtime& rt_;
     const core::config& cfg_;

@@ -1,5 +1,7 @@
 #include "io/store.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -147,7 +149,48 @@ CREATE INDEX drills_account ON drills(account_id, starts_at);
 CREATE INDEX alerts_drill ON alerts(drill_id);
 )SQL";
 
+// 3: alerts.rules (one alert per touch names every rule), sink_episodes (a broken sink is one
+// episode with its recovery).
+constexpr const char* schema_v3 = R"SQL(
+ALTER TABLE alerts ADD COLUMN rules TEXT NOT NULL DEFAULT '';
+UPDATE alerts SET rules=rule;
+CREATE TABLE sink_episodes(
+  sink TEXT NOT NULL,
+  cause TEXT NOT NULL,
+  opened_at INTEGER NOT NULL,
+  holds INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  alert_id TEXT NOT NULL,
+  config_fp TEXT NOT NULL,
+  released_at INTEGER,
+  released_by TEXT,
+  closed_at INTEGER,
+  closed_by TEXT,
+  PRIMARY KEY(sink, cause, opened_at));
+CREATE INDEX sink_episodes_open ON sink_episodes(sink, closed_at);
+)SQL";
+
 const std::string genesis_hash(64, '0');
+
+std::string join_rules(const core::alert& a) {
+    std::string out;
+    for (const auto& r : a.rules.empty() ? std::vector<std::string>{a.rule} : a.rules)
+        out += (out.empty() ? "" : ",") + r;
+    return out;
+}
+
+std::vector<std::string> split_rules(const std::string& text, const std::string& primary) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto comma = text.find(',', pos);
+        if (comma == std::string::npos) comma = text.size();
+        if (comma > pos) out.push_back(text.substr(pos, comma - pos));
+        pos = comma + 1;
+    }
+    if (out.empty()) out.push_back(primary);
+    return out;
+}
 
 micros now_micros() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -262,8 +305,8 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         if (!std::filesystem::exists(s->path_, ec)) {
             const std::string now = std::to_string(now_micros());
             std::string sql = std::string("PRAGMA synchronous=FULL;BEGIN IMMEDIATE;") + schema_v1 +
-                              schema_v2 +
-                              "INSERT INTO meta(key,value) VALUES('schema_version','2');"
+                              schema_v2 + schema_v3 +
+                              "INSERT INTO meta(key,value) VALUES('schema_version','3');"
                               "INSERT INTO meta(key,value) VALUES('chain_genesis','" +
                               genesis_hash +
                               "');"
@@ -349,6 +392,7 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
                     " is newer than this glasswatch understands (" +
                     std::to_string(store_schema_version) +
                     "); upgrade glasswatch instead of downgrading the state");
+    s->schema_version_ = version;
     if (read_only) return s;
     // Migrations: each step in its own transaction, so a crash mid-migration leaves the old
     // version intact.
@@ -363,6 +407,16 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         }
         version = 2;
     }
+    if (version == 2) {
+        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v3 +
+                          "UPDATE meta SET value='3' WHERE key='schema_version';COMMIT;";
+        if (!s->exec(sql.c_str())) {
+            s->exec("ROLLBACK");
+            return fail("cannot migrate schema to version 3: " + s->last_error_);
+        }
+        version = 3;
+    }
+    s->schema_version_ = version;
     sqlite3_db_config(s->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
     return s;
 }
@@ -392,18 +446,6 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         r.error = "begin: " + last_error_;
         return r;
     }
-    std::string prev_hash = genesis_hash;
-    std::int64_t next_seq = 1;
-    {
-        stmt last(db_, "SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1");
-        int rc = last.step();
-        if (rc == SQLITE_ROW) {
-            next_seq = last.i64(0) + 1;
-            prev_hash = last.text(1);
-        } else if (rc != SQLITE_DONE) {
-            return abort("read evidence head: " + last.error());
-        }
-    }
     for (const auto& rf : findings) {
         core::alert a = rf.f.a;
         // A declared drill covering this account at the event's time labels the alert.
@@ -421,8 +463,8 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         stmt ins(
             db_,
             "INSERT OR IGNORE INTO alerts(alert_id,rule,severity,tenant_id,event_id,event_time,"
-            "observed_at,subject_id,subject_label,drill_id,summary,sms,detail,source) "
-            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+            "observed_at,subject_id,subject_label,drill_id,summary,sms,detail,source,rules) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         ins.bind(1, a.id)
             .bind(2, a.rule)
             .bind(3, core::to_string(a.sev))
@@ -437,6 +479,7 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         else
             ins.bind_null(10);
         ins.bind(11, a.summary).bind(12, a.sms).bind(13, a.detail_json).bind(14, rf.f.source);
+        ins.bind(15, join_rules(a));
         if (ins.step() != SQLITE_DONE) return abort("insert alert: " + ins.error());
         if (sqlite3_changes(db_) == 0) {
             ++r.duplicates;  // same event seen again: the alert is already queued or delivered
@@ -452,20 +495,8 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
             ob.bind(1, a.id).bind(2, sink).bind(3, now).bind(4, now);
             if (ob.step() != SQLITE_DONE) return abort("insert outbox: " + ob.error());
         }
-        std::string h = evidence_hash(prev_hash, next_seq, a.id, rf.f.source, now, rf.f.raw);
-        stmt ev(db_,
-                "INSERT INTO evidence(seq,alert_id,source,recorded_at,raw,prev_hash,hash) "
-                "VALUES(?,?,?,?,?,?,?)");
-        ev.bind(1, next_seq)
-            .bind(2, a.id)
-            .bind(3, rf.f.source)
-            .bind(4, now)
-            .bind_blob(5, rf.f.raw)
-            .bind(6, prev_hash)
-            .bind(7, h);
-        if (ev.step() != SQLITE_DONE) return abort("insert evidence: " + ev.error());
-        prev_hash = h;
-        ++next_seq;
+        if (!append_evidence(a.id, rf.f.source, now, rf.f.raw))
+            return abort("insert evidence: " + last_error_);
     }
     for (const auto& c : checkpoints) {
         stmt cp(db_,
@@ -480,6 +511,37 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
     if (!exec("COMMIT")) return abort("commit: " + last_error_);
     r.ok = true;
     return r;
+}
+
+bool store::append_evidence(const std::string& alert_id, const std::string& source, micros now,
+                            const std::string& raw) {
+    std::string prev_hash = genesis_hash;
+    std::int64_t next_seq = 1;
+    stmt last(db_, "SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1");
+    int rc = last.step();
+    if (rc == SQLITE_ROW) {
+        next_seq = last.i64(0) + 1;
+        prev_hash = last.text(1);
+    } else if (rc != SQLITE_DONE) {
+        last_error_ = "read evidence head: " + last.error();
+        return false;
+    }
+    std::string h = evidence_hash(prev_hash, next_seq, alert_id, source, now, raw);
+    stmt ev(db_,
+            "INSERT INTO evidence(seq,alert_id,source,recorded_at,raw,prev_hash,hash) "
+            "VALUES(?,?,?,?,?,?,?)");
+    ev.bind(1, next_seq)
+        .bind(2, alert_id)
+        .bind(3, source)
+        .bind(4, now)
+        .bind_blob(5, raw)
+        .bind(6, prev_hash)
+        .bind(7, h);
+    if (ev.step() != SQLITE_DONE) {
+        last_error_ = ev.error();
+        return false;
+    }
+    return true;
 }
 
 std::optional<std::string> store::load_checkpoint(const std::string& source) {
@@ -501,13 +563,22 @@ std::vector<checkpoint> store::load_checkpoints(const std::string& prefix) {
 }
 
 namespace {
-constexpr const char* outbox_select =
+constexpr const char* outbox_select_v3 =
     "SELECT o.alert_id,o.sink,o.state,o.attempts,o.next_attempt_at,o.created_at,"
     "coalesce(o.accepted_at,0),coalesce(o.confirmed_at,0),coalesce(o.last_error,''),coalesce(o."
     "sink_ref,''),"
     "a.rule,a.severity,a.tenant_id,a.event_id,a.event_time,a.observed_at,a.subject_id,a.subject_"
     "label,"
-    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail "
+    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail,a.rules "
+    "FROM outbox o JOIN alerts a ON a.alert_id=o.alert_id ";
+// A read-only look (a CLI command) at a state file the daemon has not migrated yet.
+constexpr const char* outbox_select_v2 =
+    "SELECT o.alert_id,o.sink,o.state,o.attempts,o.next_attempt_at,o.created_at,"
+    "coalesce(o.accepted_at,0),coalesce(o.confirmed_at,0),coalesce(o.last_error,''),coalesce(o."
+    "sink_ref,''),"
+    "a.rule,a.severity,a.tenant_id,a.event_id,a.event_time,a.observed_at,a.subject_id,a.subject_"
+    "label,"
+    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail,a.rule "
     "FROM outbox o JOIN alerts a ON a.alert_id=o.alert_id ";
 
 outbox_row read_row(stmt& q) {
@@ -537,13 +608,18 @@ outbox_row read_row(stmt& q) {
     a.summary = q.text(19);
     a.sms = q.text(20);
     a.detail_json = q.text(21);
+    a.rules = split_rules(q.text(22), a.rule);
     return r;
 }
 }  // namespace
 
+const char* store::outbox_select() const noexcept {
+    return schema_version_ >= 3 ? outbox_select_v3 : outbox_select_v2;
+}
+
 std::vector<outbox_row> store::due(const std::string& sink, micros now, int limit) {
     std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select) +
+    std::string sql = std::string(outbox_select()) +
                       "WHERE o.sink=? AND o.state='pending' AND (o.next_attempt_at<=? OR "
                       "o.next_attempt_at>?) ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
     stmt q(db_, sql.c_str());
@@ -568,7 +644,8 @@ std::int64_t store::shift_schedule(const std::string& sink, micros step, micros 
 
 std::vector<outbox_row> store::pending_all() {
     std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select) + "WHERE o.state='pending' ORDER BY o.created_at";
+    std::string sql =
+        std::string(outbox_select()) + "WHERE o.state='pending' ORDER BY o.created_at";
     stmt q(db_, sql.c_str());
     while (q.step() == SQLITE_ROW)
         out.push_back(read_row(q));
@@ -577,7 +654,7 @@ std::vector<outbox_row> store::pending_all() {
 
 std::vector<outbox_row> store::deliveries_of(const std::string& alert_id) {
     std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select) + "WHERE o.alert_id=? ORDER BY o.sink";
+    std::string sql = std::string(outbox_select()) + "WHERE o.alert_id=? ORDER BY o.sink";
     stmt q(db_, sql.c_str());
     q.bind(1, alert_id);
     while (q.step() == SQLITE_ROW)
@@ -640,9 +717,173 @@ bool store::mark_failed(const std::string& alert_id, const std::string& sink, mi
     return true;
 }
 
+bool store::set_sink_ref(const std::string& alert_id, const std::string& sink,
+                         const std::string& sink_ref) {
+    stmt q(db_, "UPDATE outbox SET sink_ref=? WHERE alert_id=? AND sink=?");
+    q.bind(1, sink_ref).bind(2, alert_id).bind(3, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+std::vector<outbox_row> store::list_outbox(const std::string& sink,
+                                           std::optional<delivery_state> state, int limit) {
+    std::vector<outbox_row> out;
+    std::string sql = std::string(outbox_select()) +
+                      "WHERE (?='' OR o.sink=?) AND (?='' OR o.state=?) "
+                      "ORDER BY o.created_at DESC, o.alert_id, o.sink LIMIT ?";
+    stmt q(db_, sql.c_str());
+    const std::string st = state ? std::string(to_string(*state)) : std::string();
+    q.bind(1, sink).bind(2, sink).bind(3, st).bind(4, st);
+    q.bind(5, static_cast<std::int64_t>(limit));
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_row(q));
+    return out;
+}
+
+requeue_result store::requeue(const std::string& sink, const std::string& alert_id, micros now,
+                              const std::string& actor) {
+    requeue_result r;
+    if (!exec("BEGIN IMMEDIATE")) {
+        r.error = "begin: " + last_error_;
+        return r;
+    }
+    auto abort = [&](const std::string& what) {
+        r = requeue_result{};
+        r.error = what;
+        exec("ROLLBACK");
+        return r;
+    };
+    std::vector<std::string> sinks;
+    {
+        stmt q(db_,
+               "SELECT DISTINCT sink FROM outbox WHERE (?='' OR sink=?) AND (?='' OR alert_id=?) "
+               "ORDER BY sink");
+        q.bind(1, sink).bind(2, sink).bind(3, alert_id).bind(4, alert_id);
+        while (q.step() == SQLITE_ROW)
+            sinks.push_back(q.text(0));
+        if (!sink.empty() && sinks.empty()) sinks.push_back(sink);
+    }
+    {
+        stmt q(db_,
+               "UPDATE outbox SET state='pending', next_attempt_at=?, "
+               "last_error='re-queued by the operator after: '||coalesce(last_error,'') "
+               "WHERE state='failed' AND (?='' OR sink=?) AND (?='' OR alert_id=?)");
+        q.bind(1, now).bind(2, sink).bind(3, sink).bind(4, alert_id).bind(5, alert_id);
+        if (q.step() != SQLITE_DONE) return abort("re-queue: " + q.error());
+        r.rows = sqlite3_changes(db_);
+    }
+    for (const auto& s : sinks) {
+        if (!release_episodes(s, now, actor)) return abort("release episodes: " + last_error_);
+        if (sqlite3_changes(db_) > 0) r.sinks.push_back(s);
+    }
+    nlohmann::json note = {{"action", "outbox_retry"}, {"actor", actor}, {"sink", sink},
+                           {"alert", alert_id},        {"rows", r.rows}, {"released", r.sinks}};
+    if (!append_evidence(alert_id, "operator", now, note.dump()))
+        return abort("evidence: " + last_error_);
+    if (!exec("COMMIT")) return abort("commit: " + last_error_);
+    r.ok = true;
+    return r;
+}
+
+namespace {
+sink_episode read_episode(stmt& q) {
+    sink_episode e;
+    e.sink = q.text(0);
+    e.cause = q.text(1);
+    e.opened_at = q.i64(2);
+    e.holds = q.i64(3) != 0;
+    e.detail = q.text(4);
+    e.alert_id = q.text(5);
+    e.config_fp = q.text(6);
+    e.closed_at = q.is_null(7) ? 0 : q.i64(7);
+    e.closed_by = q.text(8);
+    e.released_at = q.is_null(9) ? 0 : q.i64(9);
+    e.released_by = q.text(10);
+    return e;
+}
+constexpr const char* episode_columns =
+    "SELECT sink,cause,opened_at,holds,detail,alert_id,config_fp,closed_at,"
+    "coalesce(closed_by,''),released_at,coalesce(released_by,'') FROM sink_episodes ";
+}  // namespace
+
+bool store::open_episode(const sink_episode& e) {
+    stmt q(db_,
+           "INSERT OR IGNORE INTO sink_episodes(sink,cause,opened_at,holds,detail,alert_id,"
+           "config_fp) VALUES(?,?,?,?,?,?,?)");
+    q.bind(1, e.sink)
+        .bind(2, e.cause)
+        .bind(3, e.opened_at)
+        .bind(4, static_cast<std::int64_t>(e.holds ? 1 : 0))
+        .bind(5, e.detail)
+        .bind(6, e.alert_id)
+        .bind(7, e.config_fp);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+std::vector<sink_episode> store::open_episodes(const std::string& sink) {
+    std::vector<sink_episode> out;
+    if (schema_version_ < 3) return out;
+    std::string sql = std::string(episode_columns) +
+                      "WHERE closed_at IS NULL AND (?='' OR sink=?) ORDER BY sink, opened_at";
+    stmt q(db_, sql.c_str());
+    q.bind(1, sink).bind(2, sink);
+    while (q.step() == SQLITE_ROW)
+        out.push_back(read_episode(q));
+    return out;
+}
+
+std::vector<sink_episode> store::close_episodes(const std::string& sink, micros now,
+                                                const std::string& by) {
+    auto open = open_episodes(sink);
+    if (open.empty()) return open;
+    stmt q(db_,
+           "UPDATE sink_episodes SET closed_at=?, closed_by=? WHERE sink=? AND closed_at IS NULL");
+    q.bind(1, now).bind(2, by).bind(3, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return {};
+    }
+    for (auto& e : open) {
+        e.closed_at = now;
+        e.closed_by = by;
+    }
+    return open;
+}
+
+bool store::release_episodes(const std::string& sink, micros now, const std::string& by) {
+    stmt q(db_,
+           "UPDATE sink_episodes SET released_at=?, released_by=? "
+           "WHERE sink=? AND closed_at IS NULL AND holds=1 AND released_at IS NULL");
+    q.bind(1, now).bind(2, by).bind(3, sink);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
+bool store::rehold_episode(const std::string& sink, const std::string& cause) {
+    stmt q(db_,
+           "UPDATE sink_episodes SET released_at=NULL, released_by=NULL, holds=1 "
+           "WHERE sink=? AND cause=? AND closed_at IS NULL");
+    q.bind(1, sink).bind(2, cause);
+    if (q.step() != SQLITE_DONE) {
+        last_error_ = q.error();
+        return false;
+    }
+    return true;
+}
+
 std::vector<outbox_row> store::awaiting_confirmation(const std::string& sink, int limit) {
     std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select) +
+    std::string sql = std::string(outbox_select()) +
                       "WHERE o.sink=? AND o.state='accepted' ORDER BY o.accepted_at LIMIT ?";
     stmt q(db_, sql.c_str());
     q.bind(1, sink).bind(2, static_cast<std::int64_t>(limit));
@@ -695,7 +936,7 @@ std::optional<micros> store::oldest_undelivered() {
 }
 
 std::optional<core::alert> store::get_alert(const std::string& alert_id) {
-    std::string sql = std::string(outbox_select) + "WHERE o.alert_id=? LIMIT 1";
+    std::string sql = std::string(outbox_select()) + "WHERE o.alert_id=? LIMIT 1";
     stmt q(db_, sql.c_str());
     q.bind(1, alert_id);
     if (q.step() == SQLITE_ROW) return read_row(q).a;

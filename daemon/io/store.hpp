@@ -28,7 +28,8 @@ namespace glasswatch::io {
 
 using core::micros;
 
-inline constexpr int store_schema_version = 2;  // 2: drills, meta.created_at
+// 2: drills, meta.created_at; 3: alerts.rules, sink_episodes.
+inline constexpr int store_schema_version = 3;
 
 struct checkpoint {
     std::string source;    // "graph:signins:interactive", "eventhub:<hub>:<partition>", ...
@@ -83,6 +84,32 @@ struct drill {
     std::string account_label;
     micros starts_at = 0, ends_at = 0, created_at = 0;
     std::string note;
+};
+
+// A broken sink is one episode per (sink, cause) — one sink_broken page, one recovery — never a
+// page per refused alert. A holding episode (410 Gone, refused credentials, a certificate that
+// fails verification) stops every request to the sink until the configuration changes or an
+// operator re-queues (both "release" it); its rows wait, kept. An episode ends (closed) only
+// when the sink delivers again: that is its sink_broken_recovered page.
+struct sink_episode {
+    std::string sink, cause;  // cause: "http_410", "http_401", "tls_verify", "sms_undelivered"...
+    micros opened_at = 0;
+    bool holds = false;
+    std::string detail;       // the service's own error text
+    std::string alert_id;     // the sink_broken alert raised for it
+    std::string config_fp;    // fingerprint of the sink's configuration when it opened
+    micros released_at = 0;   // a holding episode's hold lifted (0 = still holding)
+    std::string released_by;  // the operator's name, or "configuration change"
+    micros closed_at = 0;     // 0 while open
+    std::string closed_by;    // "delivered"
+    bool holding() const noexcept { return holds && released_at == 0 && closed_at == 0; }
+};
+
+struct requeue_result {
+    bool ok = false;
+    std::string error;
+    std::int64_t rows = 0;           // failed rows put back to pending
+    std::vector<std::string> sinks;  // sinks whose holding episodes were released
 };
 
 struct chain_report {
@@ -140,6 +167,30 @@ public:
     bool add_outbox(const std::string& alert_id, const std::string& sink, micros now);
     bool mark_failed(const std::string& alert_id, const std::string& sink, micros now,
                      const std::string& error);
+    // Records progress (the row's sink_ref) without touching its state or attempts: an SMS
+    // about to be sent is marked unsure BEFORE the request leaves, so a crash mid-send leaves a
+    // trace to look up instead of a silent second SMS.
+    bool set_sink_ref(const std::string& alert_id, const std::string& sink,
+                      const std::string& sink_ref);
+    // Rows of a sink (empty = all) in a state (nullopt = any), newest first (`outbox list`).
+    std::vector<outbox_row> list_outbox(const std::string& sink,
+                                        std::optional<delivery_state> state, int limit);
+    // Operator re-queue (`outbox retry`): failed rows of `sink` (or of `alert_id`) become pending
+    // and due now, the holding episodes of the sinks involved are released, and the action is
+    // chained as evidence. One transaction.
+    requeue_result requeue(const std::string& sink, const std::string& alert_id, micros now,
+                           const std::string& actor);
+
+    // Sink episodes.
+    bool open_episode(const sink_episode& e);
+    std::vector<sink_episode> open_episodes(const std::string& sink = {});  // "" = every sink
+    // Closes every open episode of `sink` (it delivered); returns them, closed_at set.
+    std::vector<sink_episode> close_episodes(const std::string& sink, micros now,
+                                             const std::string& by);
+    // Lifts the hold of the open holding episodes of `sink` (they stay open until a delivery).
+    bool release_episodes(const std::string& sink, micros now, const std::string& by);
+    // The sink failed again for the same cause after a release: it holds again (no new page).
+    bool rehold_episode(const std::string& sink, const std::string& cause);
     std::int64_t outbox_depth();
     std::int64_t count_in_state(const std::string& sink, delivery_state state);
     std::optional<micros> oldest_undelivered();
@@ -161,9 +212,16 @@ public:
 
     const std::string& last_error() const noexcept { return last_error_; }
 
+    int schema_version() const noexcept { return schema_version_; }
+
 private:
     store() = default;
     bool exec(const char* sql);
+    // Chains one evidence row after the current head (inside the caller's transaction).
+    bool append_evidence(const std::string& alert_id, const std::string& source, micros now,
+                         const std::string& raw);
+    const char* outbox_select() const noexcept;
+    int schema_version_ = 0;
     sqlite3* db_ = nullptr;
     std::string path_;
     std::string last_error_;

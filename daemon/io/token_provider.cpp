@@ -87,6 +87,8 @@ boost::asio::awaitable<token_result> token_provider::get() {
     }
     http_request req;
     req.method = "POST";
+    // A token request changes nothing at the server: repeating it on a fresh connection is safe.
+    req.safe_to_repeat = true;
     req.url = token_url_;
     req.headers.push_back({"Content-Type", "application/x-www-form-urlencoded"});
     if (!secret_.empty()) {

@@ -385,7 +385,7 @@ TEST_CASE("a server certificate from an untrusted CA fails the handshake", "[htt
     rig r;  // server: good PKI
     r.make_client(client_options(), other_pki());
     auto res = r.get("/");
-    CHECK(res.error == io::http_error::tls_handshake);
+    CHECK(res.error == io::http_error::tls_verify);
     CHECK(
         contains(res.message, "TLS handshake with 127.0.0.1:" + std::to_string(r.server->port())));
     CHECK(contains(res.message, "certificate verify failed"));
@@ -405,7 +405,7 @@ TEST_CASE("a certificate for another host name fails the handshake", "[https]") 
     rig r(other_pki());  // SAN: DNS:localhost-other only
     r.make_client(client_options(), other_pki());
     auto res = r.get("/");
-    CHECK(res.error == io::http_error::tls_handshake);
+    CHECK(res.error == io::http_error::tls_verify);
     CHECK(contains(res.message, "certificate verify failed"));
     CHECK(contains(res.message, "mismatch"));
     CHECK(r.seen.empty());
@@ -471,6 +471,79 @@ TEST_CASE("a reused connection that dies before answering is retried once", "[ht
     CHECK(third.error == io::http_error::read);
     CHECK(calls == 5);
     CHECK(r.client->connections_opened() == 3);
+}
+
+TEST_CASE("a POST on a reused connection that dies before answering is never re-sent",
+          "[https][paging]") {
+    // The server acts on the request, then the connection drops before any byte of the answer:
+    // the client cannot know whether it happened, so it must say so instead of sending it again.
+    rig r;
+    int calls = 0;
+    r.respond = [&calls](const test::server_request&) {
+        ++calls;
+        test::server_response s = reply(201, "created");
+        if (calls == 2) s.what = test::server_response::fault::reset;
+        return s;
+    };
+    auto post = [&r](const std::string& path, int* gate_calls) {
+        io::http_request req;
+        req.method = "POST";
+        req.url = r.url(path);
+        req.body = "To=%2B14155550100&Body=hello";
+        if (gate_calls)
+            req.before_send = [gate_calls]() -> asio::awaitable<bool> {
+                ++*gate_calls;
+                co_return true;
+            };
+        return run_request(r.ctx, *r.client, std::move(req));
+    };
+    REQUIRE(post("/Messages.json", nullptr).ok());
+    int gate = 0;
+    auto second = post("/Messages.json", &gate);  // reused connection: acted on, then reset
+    CHECK(second.error == io::http_error::read);
+    CHECK(second.ambiguous);  // the caller must look before sending again
+    CHECK(calls == 2);        // sent once, not twice
+    CHECK(gate == 1);
+
+    // A refusal before anything left is not ambiguous.
+    io::http_request bad;
+    bad.method = "POST";
+    bad.url = "https://127.0.0.1:1/";
+    auto refused = run_request(r.ctx, *r.client, std::move(bad));
+    CHECK_FALSE(refused.ok());
+    CHECK_FALSE(refused.ambiguous);
+}
+
+TEST_CASE("an idempotent repeat on a stale connection goes through the caller's gate again",
+          "[https][paging]") {
+    rig r;
+    int calls = 0;
+    r.respond = [&calls](const test::server_request&) {
+        ++calls;
+        test::server_response s = reply(200, "fine");
+        if (calls == 2) s.what = test::server_response::fault::reset;
+        return s;
+    };
+    REQUIRE(r.get("/1").ok());
+    int gate = 0;
+    io::http_request req;
+    req.url = r.url("/2");
+    req.before_send = [&gate]() -> asio::awaitable<bool> {
+        ++gate;
+        co_return true;
+    };
+    auto res = run_request(r.ctx, *r.client, std::move(req));
+    REQUIRE(res.ok());
+    CHECK(calls == 3);
+    CHECK(gate == 2);  // the repeat took its own slot (a rate limiter sees every request)
+
+    // A gate that refuses abandons the request before anything is written.
+    io::http_request stopped;
+    stopped.url = r.url("/3");
+    stopped.before_send = []() -> asio::awaitable<bool> { co_return false; };
+    auto c = run_request(r.ctx, *r.client, std::move(stopped));
+    CHECK(c.error == io::http_error::cancelled);
+    CHECK(calls == 3);
 }
 
 TEST_CASE("a response cut off after its headers is a read error", "[https]") {

@@ -343,3 +343,34 @@ TEST_CASE("source faults: graph tokens that expire every 60 s (soak)", "[.soak][
                " early_requests=" + std::to_string(st["early_requests"].get<int>()));
     CHECK(held);
 }
+
+TEST_CASE(
+    "source faults: graph connections dropped after the request - the limit still holds on "
+    "the wire",
+    "[source_faults][graph][paging]") {
+    // Every third Graph request is processed (it counts in the service's window) and then its
+    // kept-alive connection is reset before the answer. The client may repeat such a GET on a
+    // fresh connection, but only through the poller's limiter: never a sixth request in 10 s.
+    poller_fixture fx(5);
+    fx.cfg.graph.kinds = {core::graph_kind::interactive, core::graph_kind::audit};
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i)
+        ids.push_back(fx.control("signin", {{"user", "bg1"}, {"delay_s", 2 * i}})["id"]);
+    int graph_requests = 0;
+    fx.tamper = [&graph_requests](const test::server_request& r, test::server_response& answer) {
+        if (r.target.find("/auditLogs/") == std::string::npos) return;
+        if (++graph_requests % 3 == 0) answer.what = test::server_response::fault::reset;
+    };
+    // Long enough for several 10 s windows at the limit: the poller asks for more than 5 per 10 s.
+    const bool held =
+        fx.run([&](io::store& s) { return alerted(s, ids) && graph_requests >= 14; }, 45s);
+    auto st = fx.lab->stats();
+    INFO(st.dump());
+    const int max10 = st["max_in_10s"].get<int>();
+    figure("graph connections reset after the request (every 3rd), limit 5/10 s",
+           "missed=" + std::to_string(missed(fx, ids)) + " max_in_10s=" + std::to_string(max10) +
+               " requests=" + std::to_string(st["graph_requests"].get<int>()) +
+               " resets=" + std::to_string(graph_requests / 3));
+    CHECK(held);
+    CHECK(max10 <= 5);
+}

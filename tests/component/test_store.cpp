@@ -189,7 +189,43 @@ TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[st
         CHECK_FALSE(fs::exists(dir.path / "glasswatch.db.new"));
         CHECK(io::store::open(dir.path, err, /*read_only=*/true));
     }
-    SECTION("no file yet: created (schema v2) and reopens") {
+    SECTION("a version 2 database migrates: every alert and row survives, rules = its rule") {
+        {
+            auto db = io::store::open(dir.path, err);
+            REQUIRE(db);
+            REQUIRE(db->commit({{finding_for("m1"), {"file", "pager"}},
+                                {finding_for("m2", "breakglass_audit_target"), {"pager"}}},
+                               {{"graph:signins", "c-7"}}, 10)
+                        .ok);
+            REQUIRE(db->mark_failed(finding_for("m1").a.id, "pager", 11, "HTTP 410"));
+        }
+        // Back to exactly what glasswatch 0.1 (schema 2) wrote.
+        sql(file,
+            "ALTER TABLE alerts DROP COLUMN rules; DROP TABLE sink_episodes;"
+            "UPDATE meta SET value='2' WHERE key='schema_version'");
+        {
+            auto ro = io::store::open(dir.path, err, /*read_only=*/true);  // a CLI look first
+            REQUIRE(ro);
+            CHECK(ro->deliveries_of(finding_for("m1").a.id).size() == 2);
+        }
+        auto db = io::store::open(dir.path, err);
+        REQUIRE(db);
+        CHECK(db->schema_version() == 3);
+        CHECK(db->load_checkpoint("graph:signins") == "c-7");
+        auto m1 = db->deliveries_of(finding_for("m1").a.id);
+        REQUIRE(m1.size() == 2);
+        CHECK(m1[0].a.rules == std::vector<std::string>{"breakglass_signin"});
+        CHECK(m1[1].state == io::delivery_state::failed);
+        auto m2 = db->deliveries_of(finding_for("m2", "breakglass_audit_target").a.id);
+        REQUIRE(m2.size() == 1);
+        CHECK(m2[0].a.rules == std::vector<std::string>{"breakglass_audit_target"});
+        CHECK(db->verify_chain().ok);
+        // The same event again after the upgrade is still a duplicate, not a second page.
+        auto again = db->commit({{finding_for("m1"), {"file"}}}, {}, 12);
+        CHECK(again.duplicates == 1);
+        CHECK(db->open_episodes().empty());
+    }
+    SECTION("no file yet: created (schema v3) and reopens") {
         { REQUIRE(io::store::open(dir.path, err)); }
         auto db = io::store::open(dir.path, err);
         REQUIRE(db);

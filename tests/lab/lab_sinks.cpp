@@ -117,7 +117,14 @@ bool sink_receivers::owns(const std::string& path) {
 
 bool sink_receivers::take_fault(fault& f, server_response& out, bool accepted) {
     if (!f.active()) return false;
-    if (f.transport == "accept_then_drop" && !accepted) return false;
+    // Before the request is validated and recorded every fault but accept_then_drop applies;
+    // after it, only accept_then_drop (each request meets the fault once, so `skip` counts it
+    // once).
+    if ((f.transport == "accept_then_drop") != accepted) return false;
+    if (f.skip > 0) {
+        --f.skip;
+        return false;
+    }
     if (f.status != 0) {
         out.status = f.status;
         if (!f.retry_after.empty()) out.headers.push_back({"Retry-After", f.retry_after});
@@ -149,8 +156,16 @@ server_response sink_receivers::handle(const server_request& req, std::int64_t n
             return json_response(400, json{{"error", err.empty() ? "bad JSON" : err}});
         return json_response(200, json::object());
     }
-    if (path == "/v2/enqueue") return pagerduty(req, now);
-    if (path.rfind("/2010-04-01/", 0) == 0) return twilio(req, now);
+    if (path == "/v2/enqueue") {
+        server_response r = pagerduty(req, now);
+        log("pagerduty", req, r, now);
+        return r;
+    }
+    if (path.rfind("/2010-04-01/", 0) == 0) {
+        server_response r = twilio(req, now);
+        log("twilio", req, r, now);
+        return r;
+    }
     if (path.rfind("/ping/", 0) == 0) {
         // A Healthchecks.io-style dead-man switch: /ping/<uuid> = alive, /ping/<uuid>/fail =
         // alive but unhealthy. Any method; the answer is a plain "OK".
@@ -164,7 +179,19 @@ server_response sink_receivers::handle(const server_request& req, std::int64_t n
         out.body = "OK";
         return out;
     }
-    return webhook(req, now);
+    server_response r = webhook(req, now);
+    log("webhook", req, r, now);
+    return r;
+}
+
+void sink_receivers::log(const char* service, const server_request& req, const server_response& r,
+                         std::int64_t now) {
+    const bool answered = r.what == server_response::fault::none;
+    log_.push_back({{"service", service},
+                    {"method", req.method},
+                    {"path", req.target.substr(0, req.target.find('?'))},
+                    {"status", answered ? r.status : 0},
+                    {"at_us", now}});
 }
 
 server_response sink_receivers::pagerduty(const server_request& req, std::int64_t now) {
@@ -233,11 +260,15 @@ json sink_receivers::sms_resource(const sms& m, std::int64_t now) const {
     double age = static_cast<double>(now - m.created_us) / 1e6;
     std::string status = "queued";
     json error_code = nullptr;
-    if (twilio_delivery_ == "stuck")
+    auto per = twilio_delivery_to_.find(m.to);
+    const std::string& outcome = per != twilio_delivery_to_.end() ? per->second : twilio_delivery_;
+    if (outcome == "stuck")
         status = "queued";
     else if (age >= opts_.sms_delivered_after_s) {
-        status = twilio_delivery_ == "undelivered" ? "undelivered" : "delivered";
+        // The carrier's verdict: 30003 unreachable handset, 30006 landline or unreachable carrier.
+        status = outcome == "undelivered" || outcome == "failed" ? outcome : "delivered";
         if (status == "undelivered") error_code = 30003;
+        if (status == "failed") error_code = 30006;
     } else if (age >= opts_.sms_sent_after_s) {
         status = "sent";
     }
@@ -405,6 +436,21 @@ bool sink_receivers::set_faults(const json& f, std::string& error) {
             twilio_delivery_ = v.get<std::string>();
             continue;
         }
+        if (k == "twilio_delivery_to") {
+            if (!v.is_object()) {
+                error = "twilio_delivery_to: expected an object of number -> outcome";
+                return false;
+            }
+            twilio_delivery_to_.clear();
+            for (auto& [number, outcome] : v.items()) {
+                if (!outcome.is_string()) {
+                    error = "twilio_delivery_to: expected strings";
+                    return false;
+                }
+                twilio_delivery_to_[number] = outcome.get<std::string>();
+            }
+            continue;
+        }
         if (k == "tls") {
             // Applies to the whole receivers port (TLS is negotiated before any path is known).
             const std::string t = v.is_string() ? v.get<std::string>() : "";
@@ -427,6 +473,7 @@ bool sink_receivers::set_faults(const json& f, std::string& error) {
         fault nf;
         nf.status = v.value("status", 0);
         nf.remaining = v.value("count", 0);
+        nf.skip = v.value("skip", 0);
         nf.retry_after = v.value("retry_after", "");
         nf.transport = v.value("transport", "");
         *target = nf;
@@ -438,6 +485,8 @@ void sink_receivers::reset() {
     pd_fault_ = tw_fault_ = wh_fault_ = fault{};
     tls_fault_ = test::https_server::tls_fault::none;
     twilio_delivery_ = "delivered";
+    twilio_delivery_to_.clear();
+    log_ = json::array();
     pd_events_ = json::array();
     pd_incidents_.clear();
     sms_.clear();
@@ -458,10 +507,15 @@ json sink_receivers::recorded() const {
     json ids = json::object();
     for (const auto& [k, n] : hook_ids_)
         ids[k] = n;
-    return json{{"pagerduty", pd_events_}, {"pagerduty_incidents", incidents},
-                {"twilio", texts},         {"webhook", hooks_},
-                {"webhook_ids", ids},      {"pings", pings_},
-                {"rejected", rejected_},   {"requests", requests_}};
+    return json{{"pagerduty", pd_events_},
+                {"pagerduty_incidents", incidents},
+                {"twilio", texts},
+                {"webhook", hooks_},
+                {"webhook_ids", ids},
+                {"pings", pings_},
+                {"rejected", rejected_},
+                {"requests", requests_},
+                {"log", log_}};
 }
 
 }  // namespace glasswatch::lab

@@ -42,11 +42,20 @@ public:
     test::server_response handle(const test::server_request& req, std::int64_t now_us);
 
     // Faults: {"pagerduty"|"twilio"|"webhook": {"status": 503, "count": 0 (0 = until cleared),
+    //   "skip": N (the first N requests it would apply to pass untouched),
     //   "retry_after": "7" | "" , "transport": "hang"|"reset"|"accept_then_drop"},
-    //   "twilio_delivery": "delivered"|"undelivered"|"stuck",
+    //   "twilio_delivery": "delivered"|"undelivered"|"failed"|"stuck",
+    //   "twilio_delivery_to": {"+14155550101": "undelivered", ...} (per recipient, wins),
     //   "tls": "none"|"untrusted_certificate"|"not_tls"}  (the server applies tls_fault())
+    // accept_then_drop records the request (the service acted on it) and then resets the
+    // connection before any byte of the answer: on a kept-alive connection this is the case a
+    // client must not "retry as stale". A Twilio fault applies to message creation only.
     bool set_faults(const nlohmann::json& f, std::string& error);
     void reset();
+    // {"pagerduty": [...], "pagerduty_incidents": {dedup_key: triggers}, "twilio": [...],
+    //  "webhook": [...], "webhook_ids": {id: deliveries}, "pings": [...], "rejected": N,
+    //  "requests": N, "log": [{"service", "method", "path", "status", "at_us"}]} — the log has
+    //  every request each service saw (status 0 = reset or hang), status polls included.
     nlohmann::json recorded() const;
 
     const sink_receiver_options& options() const noexcept { return opts_; }
@@ -56,6 +65,7 @@ private:
     struct fault {
         int status = 0;
         int remaining = 0;  // 0 with status/transport set = until cleared
+        int skip = 0;       // requests that pass before the fault applies
         std::string retry_after;
         std::string transport;
         bool active() const { return status != 0 || !transport.empty(); }
@@ -75,6 +85,10 @@ private:
     sink_receiver_options opts_;
     fault pd_fault_, tw_fault_, wh_fault_;
     std::string twilio_delivery_ = "delivered";
+    std::map<std::string, std::string> twilio_delivery_to_;
+    nlohmann::json log_ = nlohmann::json::array();
+    void log(const char* service, const test::server_request& req, const test::server_response& r,
+             std::int64_t now);
     test::https_server::tls_fault tls_fault_ = test::https_server::tls_fault::none;
     nlohmann::json pd_events_ = nlohmann::json::array();
     std::map<std::string, int> pd_incidents_;  // dedup_key -> triggers

@@ -7,6 +7,7 @@
 #include "core/matcher.hpp"
 #include "core/normalize.hpp"
 #include "core/pipeline.hpp"
+#include "core/routing.hpp"
 #include "core/watchlist.hpp"
 #include "support/fixtures.hpp"
 
@@ -19,7 +20,7 @@ std::vector<std::string> rules_fired(const config& c, const std::string& body) {
     auto out = p.process(body, body_origin{}, 1);
     std::vector<std::string> r;
     for (auto& f : out.findings)
-        r.push_back(f.a.rule);
+        r.insert(r.end(), f.a.rules.begin(), f.a.rules.end());
     return r;
 }
 using V = std::vector<std::string>;
@@ -88,6 +89,53 @@ TEST_CASE("audit rules: actor / target / group and CA policy", "[matcher]") {
         REQUIRE(out.findings.size() == 1);
         CHECK(out.findings[0].a.sev == severity::high);
     }
+}
+
+TEST_CASE("one touch is one alert: an account acting on itself names both rules",
+          "[matcher][pipeline]") {
+    // "User registered security info": the break-glass account is both initiator and target.
+    std::string rec =
+        std::string(R"({"id":"Directory_self_1","activityDateTime":"2025-11-03T14:22:07Z",
+        "activityDisplayName":"User registered security info","category":"UserManagement",
+        "initiatedBy":{"user":{"id":")") +
+        t::adele + R"("}},"targetResources":[{"id":")" + t::adele +
+        R"(","type":"User","modifiedProperties":[]}]})";
+    const auto cfg = t::config_watching({t::adele});
+    pipeline p(cfg);
+    auto out = p.process(rec, {}, 1);
+    REQUIRE(out.findings.size() == 1);  // one page, not two
+    const alert& a = out.findings[0].a;
+    CHECK(a.rules == V{"breakglass_audit_actor", "breakglass_audit_target"});
+    CHECK(a.rule == "breakglass_audit_actor");
+    CHECK(a.sev == severity::critical);
+    CHECK(a.summary.find("breakglass_audit_target") != std::string::npos);
+    CHECK(
+        a.detail_json.find("\"rules\":[\"breakglass_audit_actor\",\"breakglass_audit_target\"]") !=
+        std::string::npos);
+    // The id is the one a single-rule alert for the primary rule always had: stable across
+    // sources, restarts and the upgrade that merged the rules.
+    CHECK(a.id == make_alert_id(t::tenant, "Directory_self_1", "breakglass_audit_actor"));
+    // The same event from the other source format (diagnostic settings) is the same alert.
+    std::string diag =
+        R"({"records":[{"category":"AuditLogs","operationName":"User registered security info","properties":)" +
+        rec + "}]}";
+    pipeline p2(cfg);
+    auto out2 = p2.process(diag, {}, 1);
+    REQUIRE(out2.findings.size() == 1);
+    CHECK(out2.findings[0].a.id == a.id);
+    CHECK(out2.findings[0].a.rules == a.rules);
+
+    // Routed to the union of the rules' sinks: a sink for either rule gets it, once.
+    config routed = cfg;
+    sink_config actor_only, target_only, signin_only;
+    actor_only.name = "actor";
+    actor_only.rules = {"breakglass_audit_actor"};
+    target_only.name = "target";
+    target_only.rules = {"breakglass_audit_target"};
+    signin_only.name = "signin";
+    signin_only.rules = {"breakglass_signin"};
+    routed.sinks = {actor_only, target_only, signin_only};
+    CHECK(route_alert(routed.sinks, a) == V{"actor", "target"});
 }
 
 TEST_CASE("near misses: a watched id in an unrelated field never alerts", "[matcher]") {
