@@ -6,17 +6,21 @@ Each cycle starts `glasswatch run` on the same state directory and ends it with 
   * even cycles: after a random delay (--min-delay..--max-delay seconds after start), wherever
     the daemon happens to be (start-up, token, poll, commit, delivery);
   * odd cycles: at a named failpoint (daemon/io/failpoint.hpp), in rotation: before_outbox_commit,
-    mid_checkpoint, after_outbox_commit, before_sink_send, after_sink_ack, each at a random nth
-    arrival; if the point is not reached within --failpoint-wait seconds it is a plain kill.
+    mid_checkpoint, after_outbox_commit, before_sink_send, after_sink_ack, after_sms_intent (an
+    SMS recipient marked unsure, the POST about to leave), each at a random nth arrival; if the
+    point is not reached within --failpoint-wait seconds it is a plain kill.
 Meanwhile a feeder posts watched sign-ins (bg1/bg2, success or failure, random ingestion delay)
 to the lab. At the end the feeder stops and one daemon runs without faults until every fed
 sign-in is alerted at every sink, then stops with SIGTERM (exit 0).
 
 Asserted: lost = 0 (every fed sign-in's alert reached the file sink, PagerDuty and the webhook),
 every restart accepted the state (no "corrupt" refusal after any kill), the evidence chain
-verifies, SIGTERM exits 0. Reported: duplicates (deliveries beyond one per alert per sink) and
-duplicates per kill. PagerDuty and webhooks are idempotent by alert id, so a duplicate there
-costs nothing; the figure shows how often at-least-once shows through.
+verifies, SIGTERM exits 0, and no SMS was sent twice (Twilio has no idempotency key: an SMS
+whose request may have left is looked up in the message list before it is sent again, and the
+mark that says so is stored before the request leaves). Reported: duplicates (deliveries beyond
+one per alert per sink), duplicates per kill, SMS duplicates per kill. PagerDuty and webhooks are
+idempotent by alert id, so a duplicate there costs nothing; the figure shows how often
+at-least-once shows through.
 
 CI runs 200 cycles (about 4-5 minutes). The long run (tests/e2e/FAULTS.md):
   test_crash_cycles.py --glasswatch build/release/glasswatch \\
@@ -37,7 +41,7 @@ from common import (Daemon, Lab, Workdir, check, extra_deliveries, fail, file_de
                     pagerduty_sink, received, run, wait_for, watched_alerts, webhook_sink)
 
 FAILPOINTS = ["before_outbox_commit", "mid_checkpoint", "after_outbox_commit", "before_sink_send",
-              "after_sink_ack"]
+              "after_sink_ack", "after_sms_intent"]
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--glasswatch", required=True)
@@ -55,8 +59,36 @@ a = ap.parse_args()
 rng = random.Random(a.seed)
 
 
+def sms_sink(lab, wd):
+    """One number, grouped in 2 s windows: the feed (3 a second) outruns Twilio's 1 SMS per second
+    per number, as a real burst would."""
+    s = lab.info["sinks"]
+    tok = wd.file("twilio-token", s["twilio_auth_token"] + "\n")
+    return f"""
+[[sinks]]
+name = "sms"
+type = "twilio"
+api_base = "{s['twilio_url']}"
+account_sid = "{s['twilio_account_sid']}"
+auth_token_file = "{tok}"
+from = "+15005550006"
+to = ["+14155550100"]
+burst_window = "2s"
+ca_file = "{lab.info['ca_file']}"
+request_timeout = "3s"
+"""
+
+
 def sinks_config(lab, wd):
-    return pagerduty_sink(lab, wd) + webhook_sink(lab, wd) + "\n[tripwire]\nactive_use_count = 1000\n"
+    return (pagerduty_sink(lab, wd) + webhook_sink(lab, wd) + sms_sink(lab, wd) +
+            "\n[tripwire]\nactive_use_count = 1000\n")
+
+
+def sms_pending(glasswatch, cfg):
+    """Rows the SMS sink has not had accepted yet (read next to the running daemon)."""
+    r = run([glasswatch, "outbox", "list", "--sink", "sms", "--state", "pending", "--json",
+             "--config", cfg])
+    return sum(1 for line in r.stdout.splitlines() if '"alertId"' in line) if r.returncode == 0 else -1
 
 
 class Feeder(threading.Thread):
@@ -149,7 +181,10 @@ try:
         return ids <= set(pd) and ids <= set(hooks)
 
     ok = wait_for(complete, a.drain_timeout, step=0.5)
+    sms_drained = wait_for(lambda: sms_pending(a.glasswatch, cfg) == 0, a.drain_timeout, step=1.0)
     drain_s = time.time() - t_drain
+    texts = collections.Counter(m["body"] for m in lab.control("GET", "/lab/sinks")["twilio"])
+    dup_sms = sum(n - 1 for n in texts.values())
     torn = []
     alerts = watched_alerts(alerts_file, torn)
     pd, hooks, rejected = received(lab)
@@ -169,13 +204,17 @@ try:
           f"({fired_text}) watched_fed={len(fed)} alerted_pagerduty={len(expected & set(pd))} "
           f"alerted_webhook={len(expected & set(hooks))} lost={max(lost_pd, lost_hook)} "
           f"dup_file={dup_file} dup_pagerduty={dup_pd} dup_webhook={dup_hook} "
-          f"dup_per_kill={dups / max(kills, 1):.3f} torn_file_lines={len(torn)} drain_s={drain_s:.1f} total_s={time.time() - t_start:.0f}")
+          f"dup_per_kill={dups / max(kills, 1):.3f} sms_messages={sum(texts.values())} dup_sms={dup_sms} "
+          f"dup_sms_per_kill={dup_sms / max(kills, 1):.3f} "
+          f"torn_file_lines={len(torn)} drain_s={drain_s:.1f} total_s={time.time() - t_start:.0f}")
     check(ok and lost_pd == 0 and lost_hook == 0,
           f"lost = 0 ({len(fed)} fed; missing at file {lost_file}, PagerDuty {lost_pd}, webhook {lost_hook})")
     # A kill mid-append leaves at most one fragment per kill, on its own line (the file sink starts
     # a new line after a fragment), and the alert is written again in full.
     check(len(torn) <= kills, f"torn file-sink lines stay isolated ({len(torn)} fragments, {kills} kills)")
     check(rejected == 0, f"no receiver rejected a request ({rejected})")
+    check(sms_drained, "every alert's SMS was accepted by Twilio")
+    check(dup_sms == 0, f"no SMS sent twice ({dup_sms} duplicates over {kills} kills)")
     check(r.returncode == 0 and "intact" in r.stdout, "evidence chain intact after every kill: " + r.stdout.strip())
     check(rc == 0, f"the last daemon stops on SIGTERM with 0 (rc={rc})")
     check(kinds["failpoint"] > 0, "failpoint kills happened")

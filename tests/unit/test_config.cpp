@@ -989,6 +989,33 @@ signing_secret = "env:S"
         for (const auto& w : ws)
             CHECK(w.key != "sinks[1].url");
     }
+    SECTION("an SMS sink without an escalation target") {
+        const std::string sms = R"([[sinks]]
+name = "sms"
+type = "twilio"
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = "env:T"
+from = "+15005550006"
+to = ["+15551230001"]
+)";
+        const auto lone = parse(no_sinks + sms);
+        INFO(all_errors(lone));
+        REQUIRE(lone.value.has_value());
+        auto ws = check_config_warnings(*lone.value, no_files);
+        CHECK(has_warning(ws, "sinks[0].escalate_to", "undelivered"));
+        const auto escalating = parse(no_sinks + sms + R"(escalate_after = "2m"
+escalate_to = "pd"
+[[sinks]]
+name = "pd"
+type = "pagerduty"
+routing_key = "env:K"
+)");
+        INFO(all_errors(escalating));
+        REQUIRE(escalating.value.has_value());
+        ws = check_config_warnings(*escalating.value, no_files);
+        for (const auto& w : ws)
+            CHECK(w.key != "sinks[0].escalate_to");
+    }
     SECTION("secret files readable by other users") {
         const std::string text = no_sinks + R"([sources.graph]
 enabled = true

@@ -193,3 +193,16 @@ TEST_CASE("SMS burst text: count first and one segment", "[sinks][twilio]") {
     CHECK(t.size() <= 160);
     CHECK(sms_burst_text("GW " + std::string(400, 'z'), 3).size() <= 160);
 }
+
+TEST_CASE("permanent refusals: which ones hold the sink", "[sinks][paging]") {
+    using glasswatch::core::refusal_for_status;
+    for (int st : {401, 403, 404, 410}) {
+        INFO(st);
+        CHECK(refusal_for_status(st).holds);
+        CHECK(refusal_for_status(st).cause == "http_" + std::to_string(st));
+    }
+    for (int st : {400, 413, 422}) {
+        INFO(st);
+        CHECK_FALSE(refusal_for_status(st).holds);
+    }
+}
