@@ -197,8 +197,11 @@ micros rate_limiter::next_allowed(micros now) {
     // would serve the first streams and starve the last one for a whole window.
     micros at = now;
     if (!sent_.empty()) at = std::max(at, sent_.back() + window_ / max_);
+    // The service counts arrivals, and two requests sent a window apart can arrive closer
+    // together (a slow first hop, a faster second): leave a margin.
     if (static_cast<int>(sent_.size()) >= max_)
-        at = std::max(at, sent_[sent_.size() - static_cast<std::size_t>(max_)] + window_ + 50000);
+        at = std::max(
+            at, sent_[sent_.size() - static_cast<std::size_t>(max_)] + window_ + rate_limit_margin);
     return at;
 }
 

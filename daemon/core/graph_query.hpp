@@ -63,6 +63,9 @@ struct graph_cursor {
 
 // Sliding-window limiter: at most `max_requests` per `window`, spaced evenly (window / max
 // apart). Throttled answers count too (Graph counts them), so every request sent is recorded.
+// Margin a request keeps from the edge of the service's window (at least 100 ms).
+inline constexpr micros rate_limit_margin = 150000;
+
 class rate_limiter {
 public:
     rate_limiter(int max_requests, micros window) : max_(max_requests), window_(window) {}

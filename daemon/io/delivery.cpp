@@ -626,6 +626,7 @@ asio::awaitable<bool> delivery_engine::send_direct(const core::alert& a,
     row.created_at = wall_now();
     for (auto& s : sinks_) {
         if (std::find(names.begin(), names.end(), s->config().name) == names.end()) continue;
+        if (holding_[s->config().name]) continue;  // gone / refused credentials: not this way
         row.sink = s->config().name;
         sink_outcome o = co_await s->deliver(row);
         if (o.what == sink_outcome::kind::accepted || o.what == sink_outcome::kind::confirmed) {

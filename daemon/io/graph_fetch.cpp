@@ -132,7 +132,9 @@ asio::awaitable<graph_fetch_result> graph_fetcher::get(const std::string& url) {
         if (status == 429 || status == 503 || status == 500 || status == 502 || status == 504 ||
             status == 408) {
             if (status == 429) ++counters_.throttled;
-            auto ra = core::parse_retry_after(res.response.header("retry-after"), wall_now());
+            // An HTTP-date is the service's clock: measured against its Date, not ours.
+            auto ra = core::parse_retry_after(res.response.header("retry-after"),
+                                              res.response.header("date"), wall_now());
             auto delay = core::backoff_delay(backoff_, attempt, jitter(), ra);
             spdlog::debug("graph: {} on {}, retrying in {}", r.error, url.substr(0, url.find('?')),
                           core::format_duration(delay.count()));

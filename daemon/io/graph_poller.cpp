@@ -37,13 +37,32 @@ void graph_poller::stop() {
 }
 
 void graph_poller::fail(const std::string& error) {
-    if (health_.failing_since == 0) {
-        health_.failing_since = wall_now();
-        spdlog::warn("graph: {}", error);
-    } else if (error != health_.last_error) {
-        spdlog::warn("graph: {}", error);
-    }
+    if (error != health_.last_error) spdlog::warn("graph: {}", error);
     health_.last_error = error;
+}
+
+void graph_poller::settle(core::graph_kind kind, bool ok) {
+    core::micros& since = stream_failing_since_[kind];
+    const std::string name(core::stream_name(kind));
+    if (ok) {
+        if (since != 0) spdlog::info("graph: stream {} recovered", name);
+        since = 0;
+        stream_error_.erase(kind);
+    } else {
+        if (since == 0) since = wall_now();
+        stream_error_[kind] = health_.last_error;
+    }
+    // The source is failing since its longest continuous failure of one stream.
+    core::micros earliest = 0;
+    std::string why;
+    for (const auto& [k, t] : stream_failing_since_)
+        if (t != 0 && (earliest == 0 || t < earliest)) {
+            earliest = t;
+            why = stream_error_[k];
+        }
+    if (earliest == 0 && health_.failing_since != 0) spdlog::info("graph: polling recovered");
+    health_.failing_since = earliest;
+    health_.last_error = why;
 }
 
 asio::awaitable<void> graph_poller::run() {
@@ -74,21 +93,23 @@ asio::awaitable<void> graph_poller::run() {
                  cfg_.graph.lookback.count());
     int failures = 0;
     while (!graph_.stopping()) {
-        bool all_ok = true;
+        bool any_ok = false;
         for (auto kind : cfg_.graph.kinds) {
             if (graph_.stopping()) break;
-            if (!co_await poll_stream(kind)) all_ok = false;
+            const bool ok = co_await poll_stream(kind);
+            if (graph_.stopping()) break;
+            settle(kind, ok);
+            any_ok = any_ok || ok;
         }
         if (graph_.stopping()) break;
         ++health_.polls;
         std::chrono::milliseconds wait = cfg_.graph.poll_interval;
-        if (all_ok) {
-            if (health_.failing_since != 0) spdlog::info("graph: polling recovered");
-            health_.failing_since = 0;
-            health_.last_error.clear();
+        if (any_ok) {
             health_.last_success = wall_now();
             failures = 0;
         } else {
+            // Nothing answered: back off. (One stream refused while the others are read is
+            // that stream's problem; the others keep their pace.)
             ++failures;
             wait = std::max(wait, core::backoff_delay(backoff_, failures, rt_.jitter()));
         }

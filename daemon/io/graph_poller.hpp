@@ -37,8 +37,9 @@ namespace glasswatch::io {
 
 // What the tripwire and /readyz read about a source.
 struct source_health {
-    core::micros last_success = 0;     // last complete poll of every stream
-    core::micros failing_since = 0;    // 0 while healthy
+    core::micros last_success = 0;     // last poll cycle that read at least one stream whole
+    core::micros failing_since = 0;    // 0 while healthy; else since when the stream that has
+                                       // been failing longest without a break has failed
     core::micros last_event_seen = 0;  // wall time a page last carried any record
     std::string last_error;            // human text, no secrets
     core::token_failure token = core::token_failure::none;
@@ -77,6 +78,12 @@ private:
     core::backoff_policy backoff_;
     std::map<core::graph_kind, core::graph_cursor> cursors_;
     std::map<core::graph_kind, int> page_top_;  // $top per stream; 0 = Graph's default
+    // When each stream started failing (0 = its last poll succeeded). A stream's clock is its
+    // own: one that fails now and then and recovers never adds up to a source_error, however
+    // the other streams fare in the same cycle.
+    std::map<core::graph_kind, core::micros> stream_failing_since_;
+    std::map<core::graph_kind, std::string> stream_error_;
+    void settle(core::graph_kind kind, bool ok);
     core::log_gate problem_log_{60LL * 1000000};
     bool loaded_ = false;
     source_health health_;

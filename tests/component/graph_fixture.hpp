@@ -38,6 +38,8 @@ struct poller_fixture {
     core::pipeline_stats pipeline_stats;
     std::uint64_t tokens_fetched = 0;
     std::size_t max_body_bytes = 16u << 20;  // the HTTPS client's body limit
+    // Sees the poller's health every 100 ms of a run (main thread); optional.
+    std::function<void(const io::source_health&)> observe;
     // Rewrites the lab's answer to a Graph request (hostile pages); optional.
     std::function<void(const test::server_request&, test::server_response&)> tamper;
     // A second HTTPS server on another port that every @odata.nextLink names (next_link_host):
@@ -137,6 +139,7 @@ struct poller_fixture {
                 t.expires_after(100ms);
                 boost::system::error_code ec;
                 co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                if (observe) observe(poller.health());
                 auto check = [&done](io::store& s) { return done(s); };
                 if (co_await rt.on_store(std::move(check))) {
                     held = true;

@@ -374,3 +374,90 @@ TEST_CASE(
     CHECK(held);
     CHECK(max10 <= 5);
 }
+
+TEST_CASE("source faults: graph streams that fail by turns never add up to a source error",
+          "[source_faults][graph]") {
+    // Two streams; in every poll cycle one of them is refused (403) and the other one succeeds,
+    // taking turns. Each stream recovers every other cycle: no stream is down for longer than a
+    // cycle, so the failure clock (source_error after 5 min in production) must never run long.
+    poller_fixture fx;
+    fx.cfg.graph.kinds = {core::graph_kind::interactive, core::graph_kind::audit};
+    std::map<std::string, int> calls;
+    fx.tamper = [&calls](const test::server_request& r, test::server_response& answer) {
+        const bool audit = r.target.find("/directoryAudits") != std::string::npos;
+        if (r.target.find("/auditLogs/") == std::string::npos) return;
+        const int n = ++calls[audit ? "audit" : "signins"];
+        if ((n % 2 == 0) == audit) {
+            answer.status = 403;
+            answer.what = test::server_response::fault::none;
+            answer.body = R"({"error":{"code":"Authorization_RequestDenied","message":"lab"}})";
+        }
+    };
+    core::micros longest = 0;
+    fx.observe = [&longest](const io::source_health& h) {
+        if (h.failing_since != 0) longest = std::max(longest, io::wall_now() - h.failing_since);
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    fx.run([&](io::store&) { return std::chrono::steady_clock::now() - t0 > 9s; }, 20s);
+    figure("graph streams failing by turns (403, 2 streams, 9 s)",
+           "longest_failing_s=" + std::to_string(longest / 1000000.0) +
+               " signins_requests=" + std::to_string(calls["signins"]) +
+               " audit_requests=" + std::to_string(calls["audit"]));
+    CHECK(calls["signins"] >= 4);
+    CHECK(calls["audit"] >= 4);
+    // Each stream's clock restarts when it recovers: never much more than one cycle (1 s poll
+    // plus the back-off after a failed cycle), never the whole run.
+    CHECK(longest < 5000000);
+}
+
+TEST_CASE("source faults: graph token endpoint 503 with Retry-After - nobody asks again early",
+          "[source_faults][graph]") {
+    // Three streams share one token; the token endpoint answers 503 + Retry-After: 5 twice, then
+    // recovers. Not one token request may arrive before the Retry-After it was given.
+    poller_fixture fx;
+    fx.cfg.graph.kinds = {core::graph_kind::interactive, core::graph_kind::non_interactive,
+                          core::graph_kind::audit};
+    std::vector<std::string> ids{fx.control("signin", {{"user", "bg1"}})["id"]};
+    fx.control("faults", {{"token", "unavailable"}, {"token_retry_after_s", 5}});
+    int refused = 0;
+    fx.tamper = [&](const test::server_request& r, test::server_response& answer) {
+        if (r.target.find("/oauth2/") == std::string::npos || answer.status != 503) return;
+        if (++refused == 2) fx.lab->set_faults({{"token", "ok"}});  // the next one is issued
+    };
+    const bool held = fx.run([&](io::store& s) { return alerted(s, ids); }, 30s);
+    auto st = fx.lab->stats();
+    INFO(st.dump());
+    figure("graph token endpoint 503 + Retry-After 5 s (3 streams)",
+           "token_requests=" + std::to_string(st["token_requests"].get<int>()) +
+               " token_early_requests=" + std::to_string(st["token_early_requests"].get<int>()));
+    CHECK(held);
+    CHECK(refused == 2);
+    CHECK(st["token_early_requests"].get<int>() == 0);
+    CHECK(st["token_requests"].get<int>() == 3);
+}
+
+TEST_CASE("source faults: graph token renewal fails while the cached token is still valid",
+          "[source_faults][graph]") {
+    // Tokens live 8 s and are renewed from 6.4 s on. The endpoint breaks right after the first
+    // token: polls between 6.4 s and 8 s must go on with the cached token, not fail.
+    poller_fixture fx;
+    fx.cfg.graph.kinds = {core::graph_kind::interactive};
+    fx.control("faults", {{"token_ttl_s", 8}});
+    fx.tamper = [&fx](const test::server_request& r, test::server_response& answer) {
+        if (r.target.find("/oauth2/") != std::string::npos && answer.status == 200)
+            fx.lab->set_faults({{"token", "unavailable"}});
+    };
+    core::micros failing_at_end = -1;
+    std::uint64_t renew_attempts = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    fx.observe = [&](const io::source_health& h) {
+        if (std::chrono::steady_clock::now() - t0 < 7400ms) failing_at_end = h.failing_since;
+    };
+    fx.run([&](io::store&) { return std::chrono::steady_clock::now() - t0 > 7500ms; }, 20s);
+    auto st = fx.lab->stats();
+    renew_attempts = st["token_requests"].get<std::uint64_t>();
+    INFO(st.dump());
+    CHECK(renew_attempts >= 2);  // the renewal was tried (and refused)
+    CHECK(failing_at_end == 0);  // yet no poll failed while the token was still good
+    CHECK(fx.health.polls >= 6);
+}

@@ -61,7 +61,8 @@ struct page_ref {
 
 struct fault_state {
     std::string token = "ok";
-    int token_ttl_s = 0;  // 0 = lab_options::token_ttl_s
+    int token_ttl_s = 0;          // 0 = lab_options::token_ttl_s
+    int token_retry_after_s = 0;  // Retry-After on the token endpoint's 503s; 0 = none
     int page_size = 0;
     int graph_status = 0;
     int graph_status_count = 0;
@@ -93,6 +94,7 @@ struct fault_state {
     json to_json() const {
         return {{"token", token},
                 {"token_ttl_s", token_ttl_s},
+                {"token_retry_after_s", token_retry_after_s},
                 {"page_size", page_size},
                 {"graph_status", graph_status},
                 {"graph_status_count", graph_status_count},
@@ -120,6 +122,9 @@ struct stats_state {
     // Requests that arrived before the Retry-After this client was last given had passed
     // (only answers that named a time count: "missing"/"garbage" promise nothing).
     std::uint64_t early_requests = 0, revoked_tokens = 0;
+    // Token requests that arrived before the token endpoint's last Retry-After had passed.
+    std::uint64_t token_early_requests = 0;
+    std::int64_t token_not_before = 0;
     std::size_t max_in_window = 0;
     std::map<std::string, std::uint64_t> by_path;
     std::map<std::string, std::string> last_filter;
@@ -640,6 +645,8 @@ struct lab_tenant::state {
                             f.token);
             else if (key == "token_ttl_s")
                 ok = int_in(v, 0, 1000000000, f.token_ttl_s);
+            else if (key == "token_retry_after_s")
+                ok = int_in(v, 0, 3600, f.token_retry_after_s);
             else if (key == "page_size")
                 ok = int_in(v, 0, 1000000, f.page_size);
             else if (key == "graph_status")
@@ -729,6 +736,7 @@ struct lab_tenant::state {
                 {"status_faults", st.status_faults},
                 {"transport_faults", st.transport_faults},
                 {"early_requests", st.early_requests},
+                {"token_early_requests", st.token_early_requests},
                 {"revoked_tokens", st.revoked_tokens},
                 {"control_requests", st.control_requests},
                 {"max_in_10s", st.max_in_window},
@@ -1198,9 +1206,16 @@ struct lab_tenant::state {
                                 std::int64_t t) {
         ++st.token_requests;
         ++st.by_path[path_of(req)];
+        if (t < st.token_not_before) ++st.token_early_requests;
         const int ttl = faults.token_ttl_s > 0 ? faults.token_ttl_s : opts.token_ttl_s;
         token_context ctx{opts, certs, faults.token, ttl, t, ids};
         token_outcome out = handle_token(req, tenant, ctx);
+        if (out.response.status == 503 && faults.token_retry_after_s > 0) {
+            out.response.headers.emplace_back("Retry-After",
+                                              std::to_string(faults.token_retry_after_s));
+            st.token_not_before =
+                t + static_cast<std::int64_t>(faults.token_retry_after_s) * us_per_s;
+        }
         if (out.access_token) {
             tokens[*out.access_token] = out.token;
             ++st.tokens_issued;

@@ -120,8 +120,10 @@ public:
     control_result add_audit(const nlohmann::json& spec, std::int64_t now_us);
     control_result republish(const nlohmann::json& spec, std::int64_t now_us);
     // Keys: token ("ok"|"bad_secret"|"expired_secret"|"disabled"|"unavailable"|
-    // "unavailable_plain"|"hang"), token_ttl_s, page_size (0 = $top only), graph_status
-    // (0 = off, e.g. 503/500/403) + graph_status_count (0 = until cleared), graph_transport
+    // "unavailable_plain"|"hang"), token_ttl_s, token_retry_after_s (Retry-After on the token
+    // endpoint's 503s; stats() counts token_early_requests), page_size (0 = $top only),
+    // graph_status (0 = off, e.g. 503/500/403) + graph_status_count (0 = until cleared),
+    // graph_transport
     // ("none"|"hang"|"reset"|"drop_after_headers") + graph_transport_count, throttle_ratio (0..1),
     // throttle_limit, throttle_window_s, retry_after ("seconds"|"fractional"|"http-date"|
     // "missing"|"garbage"), expire_tokens_every_s (0 = off), next_link_host ("" = off),
