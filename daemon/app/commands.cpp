@@ -3,11 +3,13 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -26,6 +28,7 @@
 #include "io/logging.hpp"
 #include "io/posture_checker.hpp"
 #include "io/runtime.hpp"
+#include "io/secrets.hpp"
 #include "io/store.hpp"
 #include "io/token_provider.hpp"
 
@@ -72,6 +75,52 @@ std::optional<core::config> load_config_file(const std::string& path) {
     return r.value;
 }
 
+namespace {
+
+// Every secret the configuration names, with its key. A systemd credential path
+// (/run/credentials/...) exists only while the unit runs: outside it, a missing one is a note,
+// not an error (check-config on the build host, before `systemctl start`).
+int check_secrets(const std::string& path, const core::config& cfg) {
+    std::vector<std::pair<std::string, const core::secret_ref*>> refs;
+    if (cfg.graph.enabled) {
+        if (cfg.graph.client_secret.present())
+            refs.push_back({"sources.graph.client_secret", &cfg.graph.client_secret});
+        if (cfg.graph.private_key.present())
+            refs.push_back({"sources.graph.private_key", &cfg.graph.private_key});
+    }
+    if (cfg.eventhub.enabled)
+        refs.push_back({"sources.eventhub.connection_string", &cfg.eventhub.connection_string});
+    for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
+        const auto& sk = cfg.sinks[i];
+        const std::string base = "sinks[" + std::to_string(i) + "].";
+        if (sk.routing_key.present()) refs.push_back({base + "routing_key", &sk.routing_key});
+        if (sk.auth_token.present()) refs.push_back({base + "auth_token", &sk.auth_token});
+        if (sk.signing_secret.present())
+            refs.push_back({base + "signing_secret", &sk.signing_secret});
+    }
+    const bool under_systemd = std::getenv("CREDENTIALS_DIRECTORY") != nullptr;
+    int errors = 0;
+    for (const auto& [key, ref] : refs) {
+        if (!ref->file.empty() && ref->file.rfind("/run/credentials/", 0) == 0 && !under_systemd &&
+            ::access(ref->file.c_str(), F_OK) != 0) {
+            std::printf(
+                "note: %s: %s is a systemd credential; it exists only while the unit "
+                "runs (check it with `systemd-run -P --property=LoadCredential=...` or "
+                "after `systemctl start`)\n",
+                key.c_str(), ref->describe().c_str());
+            continue;
+        }
+        auto r = io::read_secret(*ref, cfg.allow_world_readable_secrets);
+        if (!r.value) {
+            std::fprintf(stderr, "%s: %s: %s\n", path.c_str(), key.c_str(), r.error.c_str());
+            ++errors;
+        }
+    }
+    return errors == 0 ? exit_ok : exit_config;
+}
+
+}  // namespace
+
 int cmd_check_config(const std::vector<std::string>& args) {
     std::string path;
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -87,6 +136,9 @@ int cmd_check_config(const std::vector<std::string>& args) {
     if (path.empty()) path = default_config_path;
     auto cfg = load_config_file(path);
     if (!cfg) return exit_config;
+    // What `run` would refuse, check-config refuses: every secret is read here by the same
+    // reader the daemon uses (existence, mode, readability, an unset environment variable).
+    if (const int rc = check_secrets(path, *cfg); rc != exit_ok) return rc;
 
     std::printf("%s: valid\n", path.c_str());
     std::printf("tenant:   %s%s%s\n", cfg->tenant_id.c_str(), cfg->tenant_name.empty() ? "" : " (",

@@ -51,6 +51,12 @@ int run_daemon(const core::config& cfg) {
         spdlog::critical("state store: {}", err);
         return exit_store;
     }
+    // Two daemons on one state would both page every alert and fight over the checkpoints.
+    auto lock = io::state_lock::acquire(cfg.state_directory, err);
+    if (!lock) {
+        spdlog::critical("state store: {}", err);
+        return exit_store;
+    }
     spdlog::info("glasswatch {} starting: tenant {}, {} account(s) watched, {} sink(s), state {}",
                  GLASSWATCH_VERSION, cfg.tenant_name.empty() ? cfg.tenant_id : cfg.tenant_name,
                  cfg.watch.accounts.size(), cfg.sinks.size(), db->path());

@@ -1,6 +1,7 @@
 // glasswatch: break-glass tripwire for Microsoft Entra ID. CLI entry point.
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstring>
@@ -87,6 +88,9 @@ int main(int argc, char** argv) {
     const rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // Everything glasswatch writes (the state database with raw sign-ins, IPs and UPNs, the
+    // file sink) is for its own user only, whatever umask it was started with.
+    ::umask(0077);
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
         std::fputs(usage_text, args.empty() ? stderr : stdout);

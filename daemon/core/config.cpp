@@ -1,6 +1,8 @@
 // Configuration loader: TOML text -> `config`, collecting every problem instead of stopping at
 // the first, so an operator fixes a broken file in one round trip instead of one per error.
 #include "core/config.hpp"
+
+#include "core/matcher.hpp"
 #include "core/time.hpp"
 
 #include <toml++/toml.h>
@@ -1065,9 +1067,28 @@ void parse_sink(table_reader& r, sink_config& s, sink_side& side, const config& 
     for (const auto& item : rules) {
         if (item.value.empty()) {
             r.errors().push_back({item.path, item.line, "expected a rule name"});
-        } else {
-            s.rules.push_back(item.value);
+            continue;
         }
+        // A typo would silently route nothing to this sink: unknown names are errors.
+        const auto& known = known_rule_names();
+        if (std::find(known.begin(), known.end(), item.value) == known.end()) {
+            std::string best;
+            std::size_t best_distance = 4;
+            for (std::string_view k : known) {
+                const std::size_t d = edit_distance(to_lower(item.value), k);
+                if (d < best_distance) {
+                    best_distance = d;
+                    best = std::string(k);
+                }
+            }
+            r.errors().push_back(
+                {item.path, item.line,
+                 "unknown rule \"" + item.value + "\"" +
+                     (best.empty() ? std::string(" (glasswatch help lists the rules)")
+                                   : " (did you mean \"" + best + "\"?)")});
+            continue;
+        }
+        s.rules.push_back(item.value);
     }
     std::string severity_text;
     if (r.get_string("min_severity", severity_text)) {
@@ -1216,6 +1237,8 @@ void parse_heartbeat(table_reader& root, config& c, parse_state& st) {
     r.get_seconds("interval", c.heartbeat.interval, seconds{1});
     r.get_seconds("timeout", c.heartbeat.timeout, seconds{1});
     r.get_string("ca_file", c.heartbeat.ca_file);
+    r.get_seconds("start_grace", c.heartbeat.start_grace);
+    r.get_bool("start_ping", c.heartbeat.start_ping);
     r.finish();
 }
 

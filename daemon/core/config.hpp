@@ -154,6 +154,11 @@ struct heartbeat_config {
     seconds interval{60};
     seconds timeout{10};
     std::string ca_file;  // optional CA bundle (PEM) instead of the system trust store
+    // After a start, nothing is pinged (neither healthy nor /fail) until every source has had a
+    // first good poll or this has passed: a restart, an upgrade or a reboot must not page.
+    // 0 = two Graph poll intervals (60 s when Graph is off).
+    seconds start_grace{0};
+    bool start_ping = false;  // "<url>/start" once at start (Healthchecks' convention)
 };
 
 // [posture]: the periodic check that the break-glass setup is still sound (README "Posture

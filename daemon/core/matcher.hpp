@@ -27,8 +27,11 @@ inline constexpr std::string_view ca_policy_change = "ca_policy_change";
 inline constexpr std::string_view unparsed_candidate = "unparsed_candidate";
 }  // namespace rules
 
-// Every rule name glasswatch can emit, for config validation and docs.
+// Every rule name the matcher can emit.
 const std::vector<std::string_view>& all_rule_names();
+// Every rule name an alert can carry, the daemon's own (tripwire, posture, sinks, test) included:
+// what a sink's `rules` may name.
+const std::vector<std::string_view>& known_rule_names();
 
 struct match {
     std::string rule;

@@ -123,8 +123,9 @@ asio::awaitable<void> monitor::tick() {
         co_await check_drills();
     }
     if (heartbeat_http_ && now >= next_beat_) {
-        next_beat_ = now + cfg_.heartbeat.interval;
-        co_await heartbeat();
+        // A beat held back by the start grace is tried again at the next tick, so the first
+        // healthy ping follows the first good poll within a second.
+        if (co_await heartbeat()) next_beat_ = now + cfg_.heartbeat.interval;
     }
 }
 
@@ -184,16 +185,44 @@ asio::awaitable<void> monitor::check_drills() {
     }
 }
 
-asio::awaitable<void> monitor::heartbeat() {
+core::micros monitor::start_grace() const {
+    if (cfg_.heartbeat.start_grace.count() > 0) return to_us(cfg_.heartbeat.start_grace);
+    return cfg_.graph.enabled ? 2 * to_us(cfg_.graph.poll_interval) : 60 * second;
+}
+
+asio::awaitable<void> monitor::ping(std::string url) {
+    http_request req;
+    req.url = std::move(url);
+    http_result r = co_await heartbeat_http_->request(std::move(req));
+    if (!r.ok() || r.response.status / 100 != 2) {
+        if (beat_errors_++ % 10 == 0)
+            spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
+                         r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
+    }
+}
+
+asio::awaitable<bool> monitor::heartbeat() {
     // Healthy = every source's last poll succeeded, the store is writable and at least one
     // sink acknowledges; otherwise the switch hears "/fail" (or nothing, if the VM is dead).
+    std::string base = cfg_.heartbeat.url;
+    while (!base.empty() && base.back() == '/')
+        base.pop_back();
+    if (cfg_.heartbeat.start_ping && !start_pinged_) {
+        start_pinged_ = true;
+        co_await ping(base + "/start");
+    }
     std::string why;
+    bool first_poll_pending = false;
     for (const auto& p : sources_) {
         auto s = p.snapshot();
+        if (s.last_success == 0) first_poll_pending = true;
         if (s.failing_since != 0 || s.last_success == 0) why = s.name + " not polling";
     }
     if (ingest_.store_failing_since() != 0) why = "store not writable";
     if (!delivery_.any_sink_reachable()) why = "no sink reachable";
+    // Just started: until every source has polled once (or the grace is over) the switch hears
+    // nothing at all — not "/fail", which pages someone for every restart, upgrade or reboot.
+    if (first_poll_pending && wall_now() - started_at_ < start_grace()) co_return false;
     const bool healthy = why.empty();
     if (healthy != last_beat_healthy_) {
         if (healthy)
@@ -202,14 +231,8 @@ asio::awaitable<void> monitor::heartbeat() {
             spdlog::warn("heartbeat: unhealthy ({}), pinging /fail", why);
         last_beat_healthy_ = healthy;
     }
-    std::string url = cfg_.heartbeat.url;
-    if (!healthy) {
-        while (!url.empty() && url.back() == '/')
-            url.pop_back();
-        url += "/fail";
-    }
     http_request req;
-    req.url = url;
+    req.url = healthy ? cfg_.heartbeat.url : base + "/fail";
     http_result r = co_await heartbeat_http_->request(std::move(req));
     if (r.ok() && r.response.status / 100 == 2) {
         (healthy ? beats_ok_ : beats_fail_)++;
@@ -218,6 +241,7 @@ asio::awaitable<void> monitor::heartbeat() {
             spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
                          r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
     }
+    co_return true;
 }
 
 bool monitor::is_paging_sink(const std::string& name) const {

@@ -62,7 +62,10 @@ private:
     boost::asio::awaitable<void> tick();
     boost::asio::awaitable<void> raise(core::health_alert h);  // by value: may run detached
     boost::asio::awaitable<void> check_drills();
-    boost::asio::awaitable<void> heartbeat();
+    // false when the beat was held back (start grace): try again at the next tick.
+    boost::asio::awaitable<bool> heartbeat();
+    boost::asio::awaitable<void> ping(std::string url);
+    core::micros start_grace() const;
     core::health_snapshot snapshot() const;
     bool is_paging_sink(const std::string& name) const;  // not a local file
 
@@ -84,6 +87,7 @@ private:
     steady::time_point next_drill_check_{};
     bool stopping_ = false;
     bool last_beat_healthy_ = true;
+    bool start_pinged_ = false;
     // store_unwritable alerts not yet accepted by any sink (sent directly, retried each tick)
     std::vector<core::alert> direct_pending_;
     // Cached from the store thread on every tick, for /readyz and /metrics.

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -293,6 +294,11 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
             error = state_dir + ": cannot create the state directory: " + ec.message();
             return nullptr;
         }
+        // Raw sign-in evidence (IPs, UPNs) is nobody else's business: the directory is the
+        // daemon's alone, and files made before this rule are tightened too.
+        ::chmod(state_dir.c_str(), 0700);
+        for (const char* suffix : {"", "-wal", "-shm", "-journal"})
+            ::chmod((s->path_ + suffix).c_str(), 0600);
         // SQLite needs to create its -wal/-shm files next to the database: a directory it
         // cannot write is a start-up error here, not a confusing one at the first commit.
         if (::access(state_dir.c_str(), W_OK | X_OK) != 0) {
@@ -1055,6 +1061,41 @@ micros store::created_at() {
     stmt q(db_, "SELECT value FROM meta WHERE key='created_at'");
     if (q.step() == SQLITE_ROW) return std::atoll(q.text(0).c_str());
     return 0;
+}
+
+std::unique_ptr<state_lock> state_lock::acquire(const std::string& state_dir, std::string& error) {
+    const std::string path = (std::filesystem::path(state_dir) / "glasswatch.lock").string();
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        error = path + ": cannot open the instance lock: " + std::strerror(errno);
+        return nullptr;
+    }
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int why = errno;
+        char buf[32] = {};
+        const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+        ::close(fd);
+        std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' '))
+            holder.pop_back();
+        if (why == EWOULDBLOCK)
+            error = state_dir + " is in use by another glasswatch run" +
+                    (holder.empty() ? std::string() : " (pid " + holder + ")") +
+                    ": one daemon per state directory (a second instance needs its own)";
+        else
+            error = path + ": cannot lock: " + std::strerror(why);
+        return nullptr;
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd, 0) != 0 ||
+        ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+        // The lock holds all the same; only the PID in the message of a second run is lost.
+    }
+    return std::unique_ptr<state_lock>(new state_lock(fd));
+}
+
+state_lock::~state_lock() {
+    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace glasswatch::io

@@ -227,6 +227,23 @@ private:
     std::string last_error_;
 };
 
+// One daemon per state directory: an exclusive flock on <state_dir>/glasswatch.lock, held for
+// the life of the process and released by the kernel on any exit (kill -9 included). CLI
+// commands that write the store do not take it: SQLite's own locking serialises them with the
+// running daemon.
+class state_lock {
+public:
+    // nullptr + error (naming the holder's PID when it can be read) when another process holds it.
+    static std::unique_ptr<state_lock> acquire(const std::string& state_dir, std::string& error);
+    ~state_lock();
+    state_lock(const state_lock&) = delete;
+    state_lock& operator=(const state_lock&) = delete;
+
+private:
+    explicit state_lock(int fd) : fd_(fd) {}
+    int fd_ = -1;
+};
+
 // Hash of one evidence row given its predecessor's hash (exposed for tests and `evidence verify`).
 std::string evidence_hash(const std::string& prev_hash, std::int64_t seq,
                           const std::string& alert_id, const std::string& source,

@@ -266,6 +266,18 @@ TEST_CASE("wrong types name the expected type", "[config]") {
     }
 }
 
+TEST_CASE("a sink's rules name known rules - a typo is an error with a suggestion", "[config]") {
+    const std::string text = minimal + "rules = [\"breakglass_sigin\", \"sink_broken\"]\n";
+    require_error(parse(text), "sinks[0].rules[0]", line_of(text, "rules ="),
+                  "unknown rule \"breakglass_sigin\" (did you mean \"breakglass_signin\"?)");
+    // Health rules route too (a pager for sink_broken and source_error only).
+    const auto ok = parse(minimal +
+                          "rules = [\"sink_broken\", \"source_error_recovered\", "
+                          "\"posture_ca_not_excluded\", \"breakglass_audit_target\"]\n");
+    INFO(all_errors(ok));
+    CHECK(ok.errors.empty());
+}
+
 TEST_CASE("GUIDs are validated and lower-cased", "[config]") {
     SECTION("bad tenant id") {
         std::string text = minimal;
