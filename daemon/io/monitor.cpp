@@ -190,15 +190,15 @@ core::micros monitor::start_grace() const {
     return cfg_.graph.enabled ? 2 * to_us(cfg_.graph.poll_interval) : 60 * second;
 }
 
-asio::awaitable<void> monitor::ping(std::string url) {
+asio::awaitable<bool> monitor::ping(std::string url) {
     http_request req;
     req.url = std::move(url);
     http_result r = co_await heartbeat_http_->request(std::move(req));
-    if (!r.ok() || r.response.status / 100 != 2) {
-        if (beat_errors_++ % 10 == 0)
-            spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
-                         r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
-    }
+    if (r.ok() && r.response.status / 100 == 2) co_return true;
+    if (beat_errors_++ % 10 == 0)
+        spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
+                     r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
+    co_return false;
 }
 
 asio::awaitable<bool> monitor::heartbeat() {
@@ -209,7 +209,9 @@ asio::awaitable<bool> monitor::heartbeat() {
         base.pop_back();
     if (cfg_.heartbeat.start_ping && !start_pinged_) {
         start_pinged_ = true;
-        co_await ping(base + "/start");
+        // (A named local: GCC 12 destroys a temporary inside a co_await expression twice.)
+        std::string start_url = base + "/start";
+        co_await ping(std::move(start_url));
     }
     std::string why;
     bool first_poll_pending = false;
@@ -231,16 +233,8 @@ asio::awaitable<bool> monitor::heartbeat() {
             spdlog::warn("heartbeat: unhealthy ({}), pinging /fail", why);
         last_beat_healthy_ = healthy;
     }
-    http_request req;
-    req.url = healthy ? cfg_.heartbeat.url : base + "/fail";
-    http_result r = co_await heartbeat_http_->request(std::move(req));
-    if (r.ok() && r.response.status / 100 == 2) {
-        (healthy ? beats_ok_ : beats_fail_)++;
-    } else {
-        if (beat_errors_++ % 10 == 0)
-            spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
-                         r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
-    }
+    std::string url = healthy ? cfg_.heartbeat.url : base + "/fail";
+    if (co_await ping(std::move(url))) (healthy ? beats_ok_ : beats_fail_)++;
     co_return true;
 }
 

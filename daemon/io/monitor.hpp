@@ -64,7 +64,7 @@ private:
     boost::asio::awaitable<void> check_drills();
     // false when the beat was held back (start grace): try again at the next tick.
     boost::asio::awaitable<bool> heartbeat();
-    boost::asio::awaitable<void> ping(std::string url);
+    boost::asio::awaitable<bool> ping(std::string url);  // true when the switch answered 2xx
     core::micros start_grace() const;
     core::health_snapshot snapshot() const;
     bool is_paging_sink(const std::string& name) const;  // not a local file
