@@ -1576,6 +1576,16 @@ std::vector<config_warning> check_config_warnings(const config& c, file_mode_fn 
     if (!c.graph.enabled && !c.eventhub.enabled) {
         out.push_back({"sources", "no source enabled: only replay will produce alerts"});
     }
+    const bool pages = std::any_of(c.sinks.begin(), c.sinks.end(),
+                                   [](const sink_config& s) { return s.kind != sink_kind::file; });
+    if (!pages)
+        out.push_back({"sinks",
+                       "no paging sink: alerts only reach local files, nobody is paged; add a "
+                       "pagerduty, twilio or webhook sink (out of band)"});
+    if (c.heartbeat.url.empty())
+        out.push_back({"heartbeat.url",
+                       "no dead-man switch: if this VM or the daemon dies, nobody is told; set "
+                       "[heartbeat] url to an external check that is not hosted by Microsoft"});
     for (std::size_t i = 0; i < c.sinks.size(); ++i) {
         const sink_config& s = c.sinks[i];
         const std::string base = index_path("sinks", i);

@@ -5,7 +5,8 @@
 Each case is exit 3 with the key and the reason on stderr: a secret file readable by others
 (0644), a secret file that does not exist, an `env:` secret whose variable is unset, a typo in a
 sink's `rules`. A systemd credential path that exists only under the unit is a note, not an
-error. The same configs given to `run` fail the same way."""
+error. The same configs given to `run` fail the same way. The shipped example config, which
+pages nobody and has no dead-man switch, is valid with those two warnings."""
 import argparse
 import os
 import sys
@@ -68,6 +69,12 @@ try:
               f"check-config refuses a {name} (exit {r.returncode}): {r.stderr.strip()[-160:]}")
         r = run([a.glasswatch, "run", "--config", path], env=env, timeout=30)
         check(r.returncode in (3, 4), f"and run refuses it too (exit {r.returncode})")
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config",
+                           "glasswatch.example.toml")
+    r = run([a.glasswatch, "check-config", example], env=env)
+    check(r.returncode == 0 and "warning: sinks: no paging sink" in r.stdout
+          and "warning: heartbeat.url: no dead-man switch" in r.stdout,
+          "the shipped example warns: no paging sink, no dead-man switch")
     cred = cfg("credential", 'routing_key_file = "/run/credentials/glasswatch.service/pd-key"')
     r = run([a.glasswatch, "check-config", cred], env=env)
     check(r.returncode == 0 and "systemd credential" in r.stdout,

@@ -162,7 +162,11 @@ TEST_CASE("the example configuration loads without errors or warnings", "[config
     CHECK_FALSE(c.eventhub.enabled);
     REQUIRE(c.sinks.size() == 1);
     CHECK(c.sinks[0].kind == sink_kind::file);
-    CHECK(check_config_warnings(c, no_files).empty());
+    // As shipped it pages nobody and has no dead-man switch: check-config says so.
+    const auto ws = check_config_warnings(c, no_files);
+    CHECK(ws.size() == 2);
+    CHECK(has_warning(ws, "sinks", "no paging sink"));
+    CHECK(has_warning(ws, "heartbeat.url", "no dead-man switch"));
 }
 
 TEST_CASE("the commented sink examples in the example file are valid", "[config]") {
@@ -945,7 +949,9 @@ TEST_CASE("warnings", "[config]") {
         const auto r = parse(minimal);
         REQUIRE(r.value.has_value());
         const auto ws = check_config_warnings(*r.value, no_files);
-        CHECK(ws.size() == 2);
+        CHECK(ws.size() == 4);
+        CHECK(has_warning(ws, "sinks", "no paging sink"));
+        CHECK(has_warning(ws, "heartbeat.url", "no dead-man switch"));
         CHECK(has_warning(ws, "watch.accounts", "at least two accounts"));
         CHECK(has_warning(ws, "sources", "no source enabled: only replay will produce alerts"));
     }
@@ -1052,6 +1058,7 @@ routing_key_file = "/nonexistent"
                           "readable by other users (mode 0644): chmod 600 or use "
                           "LoadCredential="));
         CHECK(has_warning(ws, "sinks[0].routing_key_file", "(mode 0640)"));
-        CHECK(ws.size() == 2);
+        CHECK(has_warning(ws, "heartbeat.url", "no dead-man switch"));
+        CHECK(ws.size() == 3);
     }
 }
