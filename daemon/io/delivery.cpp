@@ -145,7 +145,6 @@ asio::awaitable<void> delivery_engine::load_episodes() {
             e.released_at = now;
             e.released_by = "configuration change";
         } else if (e.holding()) {
-            holding_[e.sink] = true;
             spdlog::warn(
                 "sink {}: still broken since {} ({}: {}); nothing is sent to it until its "
                 "configuration changes or `glasswatch outbox retry --sink {}`",
@@ -164,13 +163,12 @@ asio::awaitable<void> delivery_engine::sleep_until(asio::steady_timer& t,
 
 asio::awaitable<bool> delivery_engine::held_by_episode(sink& s) {
     const std::string name = s.config().name;
-    if (!holding_[name]) co_return false;
+    if (!holding(name)) co_return false;
     auto read = [name](store& db) { return db.open_episodes(name); };
     auto open = co_await rt_.on_store(std::move(read));
     const bool holds =
         std::any_of(open.begin(), open.end(), [](const sink_episode& e) { return e.holding(); });
     if (!holds) {
-        holding_[name] = false;
         for (auto& cached : episodes_[name])
             for (const auto& e : open)
                 if (e.cause == cached.cause && e.opened_at == cached.opened_at) cached = e;
@@ -254,7 +252,7 @@ asio::awaitable<void> delivery_engine::worker(sink& s) {
                 std::vector<outbox_row> one{row};
                 co_await record_outcome(s, one, o, took);
                 // The service said wait, or the sink broke: the rest of the batch waits too.
-                if (!s.gate().is_open(steady_micros()) || holding_[name]) {
+                if (!s.gate().is_open(steady_micros()) || holding(name)) {
                     more = true;
                     break;
                 }
@@ -499,12 +497,12 @@ asio::awaitable<void> delivery_engine::open_episode(sink& s, const outbox_row& r
     auto known = std::find_if(open.begin(), open.end(), [&](const sink_episode& e) {
         return e.cause == cause && e.closed_at == 0;
     });
-    if (o.holds) holding_[name] = true;
     if (known != open.end()) {
         // The same episode: no second page. Released and failing again: it holds again.
         if (o.holds && known->released_at != 0) {
             known->released_at = 0;
             known->released_by.clear();
+            known->holds = true;
             auto rehold = [name, cause](store& db) { return db.rehold_episode(name, cause); };
             co_await rt_.on_store(std::move(rehold));
             spdlog::error("sink {}: still broken after the re-queue ({}); holding again", name,
@@ -555,7 +553,6 @@ asio::awaitable<void> delivery_engine::end_episodes(sink& s) {
     auto it = episodes_.find(name);
     if (it == episodes_.end() || it->second.empty()) co_return;
     auto ended = std::exchange(it->second, {});
-    holding_[name] = false;
     const core::micros now = wall_now();
     auto close = [name, now](store& db) { return db.close_episodes(name, now, "delivered"); };
     co_await rt_.on_store(std::move(close));
@@ -573,6 +570,13 @@ asio::awaitable<void> delivery_engine::end_episodes(sink& s) {
         to.push_back(name);
         co_await queue_health_alert(a, std::move(to));
     }
+}
+
+bool delivery_engine::holding(const std::string& sink) const {
+    auto it = episodes_.find(sink);
+    if (it == episodes_.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(),
+                       [](const sink_episode& e) { return e.holding(); });
 }
 
 std::vector<sink_episode> delivery_engine::broken() const {
@@ -626,7 +630,7 @@ asio::awaitable<bool> delivery_engine::send_direct(const core::alert& a,
     row.created_at = wall_now();
     for (auto& s : sinks_) {
         if (std::find(names.begin(), names.end(), s->config().name) == names.end()) continue;
-        if (holding_[s->config().name]) continue;  // gone / refused credentials: not this way
+        if (holding(s->config().name)) continue;  // gone / refused credentials: not this way
         row.sink = s->config().name;
         sink_outcome o = co_await s->deliver(row);
         if (o.what == sink_outcome::kind::accepted || o.what == sink_outcome::kind::confirmed) {

@@ -159,9 +159,10 @@ private:
     std::map<std::string, delivery_stats> stats_;
     std::map<std::string, std::chrono::steady_clock::time_point>
         last_check_;  // alert|sink -> last check()
+    // A holding episode of this sink is open and not released (from episodes_).
+    bool holding(const std::string& sink) const;
     // Episodes per sink not yet ended by a delivery (main thread; mirrors sink_episodes).
     std::map<std::string, std::vector<sink_episode>> episodes_;
-    std::map<std::string, bool> holding_;  // sink -> a holding episode is open
 };
 
 }  // namespace glasswatch::io

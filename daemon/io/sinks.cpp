@@ -412,7 +412,7 @@ private:
         bool ok = false;
         std::string sid;
         std::string error;
-        http_result raw;
+        bool held = false;  // not asked: the service's gate was closed
     };
 
     asio::awaitable<find_result> find_sent(const std::string& to, const std::string& text,
@@ -425,7 +425,7 @@ private:
         if (!r.ok() || r.response.status != 200) {
             f.error =
                 r.ok() ? "message list: HTTP " + std::to_string(r.response.status) : r.message;
-            f.raw = std::move(r);
+            f.held = r.error == http_error::cancelled;
             co_return f;
         }
         f.ok = true;
@@ -435,8 +435,7 @@ private:
 
     sink_outcome unsure_outcome(const sms_progress& p, const find_result& f) {
         sink_outcome o;
-        o.what = f.raw.error == http_error::cancelled ? sink_outcome::kind::held
-                                                      : sink_outcome::kind::transient;
+        o.what = f.held ? sink_outcome::kind::held : sink_outcome::kind::transient;
         o.error = "cannot check for an earlier SMS: " + f.error;
         o.sink_ref = p.dump();
         return o;
