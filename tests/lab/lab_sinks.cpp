@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -322,10 +323,18 @@ server_response sink_receivers::twilio(const server_request& req, std::int64_t n
             auto q = req.target.find("To=");
             if (q != std::string::npos)
                 to = url_decode(req.target.substr(q + 3, req.target.find('&', q) - q - 3));
+            // Newest first, one page of PageSize (default 50, at most 1000) as Twilio serves it:
+            // an older message is not on the first page.
+            std::size_t page_size = 50;
+            if (auto p = req.target.find("PageSize="); p != std::string::npos)
+                page_size = std::clamp<std::size_t>(
+                    static_cast<std::size_t>(std::atol(req.target.c_str() + p + 9)), 1, 1000);
             json list = json::array();
-            for (auto it = sms_.rbegin(); it != sms_.rend(); ++it)
+            for (auto it = sms_.rbegin(); it != sms_.rend() && list.size() < page_size; ++it)
                 if (to.empty() || it->to == to) list.push_back(sms_resource(*it, now));
-            return json_response(200, json{{"messages", list}, {"page", 0}, {"page_size", 50}});
+            return json_response(
+                200,
+                json{{"messages", list}, {"page", 0}, {"page_size", static_cast<int>(page_size)}});
         }
         for (const auto& m : sms_)
             if (rest == "/" + m.sid + ".json") return json_response(200, sms_resource(m, now));
