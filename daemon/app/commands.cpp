@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -10,7 +11,10 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -19,10 +23,14 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
+#include "app/cli_args.hpp"
+#include "app/config_file.hpp"
 #include "app/daemon.hpp"
 #include "core/json_text.hpp"
 #include "core/pipeline.hpp"
+#include "core/replay_splitter.hpp"
 #include "core/routing.hpp"
 #include "io/delivery.hpp"
 #include "io/logging.hpp"
@@ -38,15 +46,6 @@ namespace {
 
 constexpr const char* default_config_path = "/etc/glasswatch/glasswatch.toml";
 
-bool read_file(const std::string& path, std::string& out) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return false;
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    out = ss.str();
-    return true;
-}
-
 std::string_view kind_names(const core::graph_source_config& g) {
     return g.full_stream ? "full stream" : "server-side filter on watched ids";
 }
@@ -59,86 +58,27 @@ std::optional<unsigned> file_mode(const std::string& path) {
     return static_cast<unsigned>(st.st_mode & 07777);
 }
 
-std::optional<core::config> load_config_file(const std::string& path) {
-    std::string text;
-    if (!read_file(path, text)) {
-        std::fprintf(stderr, "%s: cannot read configuration file\n", path.c_str());
-        return std::nullopt;
-    }
-    auto r = core::parse_config(text, path);
-    if (!r.errors.empty()) {
-        for (const auto& e : r.errors)
-            std::fprintf(stderr, "%s\n", core::format_error(e, path).c_str());
-        std::fprintf(stderr, "%s: %zu error(s); nothing started\n", path.c_str(), r.errors.size());
-        return std::nullopt;
-    }
-    return r.value;
-}
-
-namespace {
-
-// Every secret the configuration names, with its key. A systemd credential path
-// (/run/credentials/...) exists only while the unit runs: outside it, a missing one is a note,
-// not an error (check-config on the build host, before `systemctl start`).
-int check_secrets(const std::string& path, const core::config& cfg) {
-    std::vector<std::pair<std::string, const core::secret_ref*>> refs;
-    if (cfg.graph.enabled) {
-        if (cfg.graph.client_secret.present())
-            refs.push_back({"sources.graph.client_secret", &cfg.graph.client_secret});
-        if (cfg.graph.private_key.present())
-            refs.push_back({"sources.graph.private_key", &cfg.graph.private_key});
-    }
-    if (cfg.eventhub.enabled)
-        refs.push_back({"sources.eventhub.connection_string", &cfg.eventhub.connection_string});
-    for (std::size_t i = 0; i < cfg.sinks.size(); ++i) {
-        const auto& sk = cfg.sinks[i];
-        const std::string base = "sinks[" + std::to_string(i) + "].";
-        if (sk.routing_key.present()) refs.push_back({base + "routing_key", &sk.routing_key});
-        if (sk.auth_token.present()) refs.push_back({base + "auth_token", &sk.auth_token});
-        if (sk.signing_secret.present())
-            refs.push_back({base + "signing_secret", &sk.signing_secret});
-    }
-    const bool under_systemd = std::getenv("CREDENTIALS_DIRECTORY") != nullptr;
-    int errors = 0;
-    for (const auto& [key, ref] : refs) {
-        if (!ref->file.empty() && ref->file.rfind("/run/credentials/", 0) == 0 && !under_systemd &&
-            ::access(ref->file.c_str(), F_OK) != 0) {
-            std::printf(
-                "note: %s: %s is a systemd credential; it exists only while the unit "
-                "runs (check it with `systemd-run -P --property=LoadCredential=...` or "
-                "after `systemctl start`)\n",
-                key.c_str(), ref->describe().c_str());
-            continue;
-        }
-        auto r = io::read_secret(*ref, cfg.allow_world_readable_secrets);
-        if (!r.value) {
-            std::fprintf(stderr, "%s: %s: %s\n", path.c_str(), key.c_str(), r.error.c_str());
-            ++errors;
-        }
-    }
-    return errors == 0 ? exit_ok : exit_config;
-}
-
-}  // namespace
-
 int cmd_check_config(const std::vector<std::string>& args) {
     std::string path;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size())
-            path = args[++i];
-        else if (!args[i].empty() && args[i][0] != '-' && path.empty())
-            path = args[i];
-        else {
-            std::fprintf(stderr, "check-config: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("check-config", args);
+    while (cli.more()) {
+        if (cli.value("--config", path) || cli.positional(path)) continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     if (path.empty()) path = default_config_path;
-    auto cfg = load_config_file(path);
-    if (!cfg) return exit_config;
-    // What `run` would refuse, check-config refuses: every secret is read here by the same
-    // reader the daemon uses (existence, mode, readability, an unset environment variable).
-    if (const int rc = check_secrets(path, *cfg); rc != exit_ok) return rc;
+    // What `run` would refuse, check-config refuses: the same loader, and every secret read by
+    // the reader the daemon uses (existence, mode, readability, an unset environment variable).
+    auto loaded = load_config(path, true);
+    for (const auto& e : loaded.errors)
+        std::fprintf(stderr, "%s\n", e.c_str());
+    if (!loaded.value) {
+        std::fprintf(stderr, "%s: %zu error(s)\n", path.c_str(), loaded.errors.size());
+        return exit_config;
+    }
+    for (const auto& n : loaded.notes)
+        std::printf("note: %s\n", n.c_str());
+    const std::optional<core::config>& cfg = loaded.value;
 
     std::printf("%s: valid\n", path.c_str());
     std::printf("tenant:   %s%s%s\n", cfg->tenant_id.c_str(), cfg->tenant_name.empty() ? "" : " (",
@@ -169,14 +109,48 @@ int cmd_check_config(const std::vector<std::string>& args) {
     if (!cfg->graph.enabled && !cfg->eventhub.enabled) std::printf("  (none)\n");
     std::printf("sinks:\n");
     for (const auto& s : cfg->sinks) {
+        // URLs only as scheme and host: a hook path or a ping id is a credential.
         std::string where = s.kind == core::sink_kind::file     ? s.path
-                            : s.kind == core::sink_kind::twilio ? s.api_base
-                                                                : s.url;
-        std::printf("  - %s (%s) -> %s, min severity %s%s\n", s.name.c_str(),
+                            : s.kind == core::sink_kind::twilio ? core::redact_url(s.api_base)
+                                                                : core::redact_url(s.url);
+        if (s.url_secret.present())
+            where = (where.empty() ? std::string("URL") : where) + " (URL from " +
+                    s.url_secret.describe() + ")";
+        std::string escalation;
+        if (!s.escalate_to.empty())
+            escalation = ", escalates to " + s.escalate_to + " after " +
+                         core::format_duration(s.escalate_after.count() * 1000);
+        std::printf("  - %s (%s) -> %s, min severity %s%s%s\n", s.name.c_str(),
                     std::string(core::to_string(s.kind)).c_str(), where.c_str(),
                     std::string(core::to_string(s.min_severity)).c_str(),
-                    s.rules.empty() ? ", all rules" : "");
+                    s.rules.empty() ? ", all rules" : "", escalation.c_str());
     }
+    if (cfg->heartbeat.url.empty() && !cfg->heartbeat.url_secret.present()) {
+        std::printf("heartbeat: none (no dead-man switch)\n");
+    } else {
+        std::string where = core::redact_url(cfg->heartbeat.url);
+        if (cfg->heartbeat.url_secret.present())
+            where = (where.empty() ? std::string("URL") : where) + " (URL from " +
+                    cfg->heartbeat.url_secret.describe() + ")";
+        const std::string grace =
+            cfg->heartbeat.start_grace.count() > 0
+                ? core::format_duration(cfg->heartbeat.start_grace.count() * 1000)
+                : std::string("two poll intervals");
+        std::printf("heartbeat: %s every %s, /fail while unhealthy, start grace %s%s\n",
+                    where.c_str(),
+                    core::format_duration(cfg->heartbeat.interval.count() * 1000).c_str(),
+                    grace.c_str(), cfg->heartbeat.start_ping ? ", /start at start" : "");
+    }
+    const auto& tw = cfg->tripwire;
+    auto dur_or_off = [](core::seconds s) {
+        return s.count() > 0 ? core::format_duration(s.count() * 1000) : std::string("off");
+    };
+    std::printf(
+        "tripwire: source error after %s, silence after %s, lag over %s, active use %d "
+        "sign-ins in %s, drill max age %s\n",
+        dur_or_off(tw.source_error_threshold).c_str(), dur_or_off(tw.silence_threshold).c_str(),
+        dur_or_off(tw.lag_threshold).c_str(), tw.active_use_count,
+        dur_or_off(tw.active_use_window).c_str(), dur_or_off(tw.drill_max_age).c_str());
     if (cfg->posture.enabled)
         std::printf(
             "posture:  every %s: %zu account(s), %zu group(s) expecting %zu member(s), "
@@ -214,131 +188,146 @@ int cmd_check_config(const std::vector<std::string>& args) {
     return exit_ok;
 }
 
-namespace {
-
-// Replay input: one JSON document (a Graph page, a diagnostic body, one record) or NDJSON.
-std::vector<std::string_view> split_input(const std::string& text) {
-    std::vector<std::string_view> docs;
-    std::string_view all(text);
-    auto first_nl = all.find('\n');
-    bool ndjson = false;
-    if (first_nl != std::string_view::npos) {
-        std::string_view first = all.substr(0, first_nl);
-        ndjson = nlohmann::json::accept(first);
-    }
-    if (!ndjson) {
-        docs.push_back(all);
-        return docs;
-    }
-    std::size_t pos = 0;
-    while (pos < all.size()) {
-        auto nl = all.find('\n', pos);
-        if (nl == std::string_view::npos) nl = all.size();
-        std::string_view line = all.substr(pos, nl - pos);
-        if (line.find_first_not_of(" \t\r") != std::string_view::npos) docs.push_back(line);
-        pos = nl + 1;
-    }
-    return docs;
-}
-
-}  // namespace
-
 int cmd_replay(const std::vector<std::string>& args) {
     std::string config_path, input;
     bool send = false;
     core::body_origin origin;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const auto& a = args[i];
-        if (a == "--config" && i + 1 < args.size())
-            config_path = args[++i];
-        else if (a == "--send")
-            send = true;
-        else if (a == "--format" && i + 1 < args.size()) {
-            const auto& f = args[++i];
-            if (f == "graph-signins")
-                origin.hint = core::record_hint::graph_signin;
-            else if (f == "graph-audits")
-                origin.hint = core::record_hint::graph_audit;
-            else if (f == "diagnostic")
-                origin.hint = core::record_hint::diagnostic;
-            else if (f != "auto") {
-                std::fprintf(stderr, "replay: unknown --format '%s'\n", f.c_str());
-                return exit_usage;
-            }
-        } else if (input.empty() && (a == "-" || (!a.empty() && a[0] != '-')))
-            input = a;
-        else {
-            std::fprintf(stderr, "replay: unexpected argument '%s'\n", a.c_str());
-            return exit_usage;
-        }
+    std::string format = "auto";
+    cli_args cli("replay", args);
+    while (cli.more()) {
+        if (cli.value("--config", config_path) || cli.flag("--send", send) ||
+            cli.choice("--format", {"auto", "graph-signins", "graph-audits", "diagnostic"},
+                       format) ||
+            cli.positional(input))
+            continue;
+        cli.unexpected();
     }
-    if (input.empty()) {
-        std::fprintf(stderr, "replay: give an input FILE or - for stdin\n");
-        return exit_usage;
-    }
+    if (!cli.failed() && input.empty()) cli.fail("give an input FILE, or - for stdin");
+    if (cli.failed()) return cli.usage_error();
+    if (format == "graph-signins")
+        origin.hint = core::record_hint::graph_signin;
+    else if (format == "graph-audits")
+        origin.hint = core::record_hint::graph_audit;
+    else if (format == "diagnostic")
+        origin.hint = core::record_hint::diagnostic;
     if (config_path.empty()) config_path = default_config_path;
     auto cfg = load_config_file(config_path);
     if (!cfg) return exit_config;
     if (!io::init_logging(cfg->log_level == "info" ? "warn" : cfg->log_level))
         io::init_logging("warn");
 
-    std::string text;
-    if (input == "-") {
-        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    } else if (!read_file(input, text)) {
-        std::fprintf(stderr, "replay: cannot read %s\n", input.c_str());
-        return exit_failure;
+    // The input is streamed: read in 4 MiB chunks, cut into documents (core/replay_splitter),
+    // each processed and printed as it comes. Memory stays bounded by the largest document the
+    // splitter holds (16 MiB), whatever the size of the input.
+    int fd = 0;
+    if (input != "-") {
+        fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            std::fprintf(stderr, "replay: cannot read %s: %s\n", input.c_str(),
+                         std::strerror(errno));
+            return exit_failure;
+        }
+        ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     }
+    struct closer {
+        int fd;
+        ~closer() {
+            if (fd > 0) ::close(fd);
+        }
+    } close_input{fd};
 
+    // --send: the same path the daemon takes — durable commits, then the sinks.
+    std::string err;
+    std::unique_ptr<io::store> db;
+    if (send) {
+        db = io::store::open(cfg->state_directory, err);
+        if (!db) {
+            std::fprintf(stderr, "replay: state store: %s\n", err.c_str());
+            return exit_store;
+        }
+    }
     core::pipeline pl(*cfg);
-    std::vector<core::finding> all;
     std::map<std::string, std::size_t> problem_counts;
     const core::micros now = io::wall_now();
-    for (auto doc : split_input(text)) {
+    // Alert ids recently printed: the same touch twice in the input (overlapping exported pages)
+    // prints once. A window, not a set of all: memory must not grow with the input. (--send
+    // needs no window: the store knows every alert id.)
+    constexpr std::size_t seen_window = 65536;
+    std::unordered_set<std::string> printed;
+    std::deque<std::string> printed_order;
+    std::size_t alerts_printed = 0;
+    std::vector<io::routed_finding> to_commit;
+    std::size_t new_alerts = 0, known_alerts = 0;
+    bool store_failed = false;
+    auto commit = [&]() {
+        if (to_commit.empty() || store_failed) return;
+        auto res = db->commit(to_commit, {}, now);
+        to_commit.clear();
+        if (!res.ok) {
+            std::fprintf(stderr, "replay: cannot store alerts: %s\n", res.error.c_str());
+            store_failed = true;
+            return;
+        }
+        new_alerts += res.new_alerts.size();
+        known_alerts += res.duplicates;
+    };
+    auto on_document = [&](std::string_view doc) {
         auto out = pl.process(doc, origin, now);
         for (auto& p : out.problems) {
             // Logged once per kind of problem; the total is in the summary.
             if (problem_counts[p]++ == 0) spdlog::warn("replay: {}", p);
         }
-        for (auto& f : out.findings)
-            all.push_back(std::move(f));
+        for (auto& f : out.findings) {
+            if (!printed.insert(f.a.id).second) continue;
+            printed_order.push_back(f.a.id);
+            if (printed_order.size() > seen_window) {
+                printed.erase(printed_order.front());
+                printed_order.pop_front();
+            }
+            ++alerts_printed;
+            std::fputs(f.a.detail_json.c_str(), stdout);
+            std::fputc('\n', stdout);
+            if (send) to_commit.push_back({f, core::route_alert(cfg->sinks, f.a)});
+        }
+        if (to_commit.size() >= 1000) commit();
+    };
+    core::replay_splitter splitter;
+    std::vector<char> chunk(std::size_t{4} << 20);
+    for (;;) {
+        const ssize_t n = ::read(fd, chunk.data(), chunk.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            std::fprintf(stderr, "replay: reading %s: %s\n", input == "-" ? "stdin" : input.c_str(),
+                         std::strerror(errno));
+            return exit_failure;
+        }
+        if (n == 0) break;
+        splitter.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)), on_document);
     }
-    std::set<std::string> printed;
-    for (const auto& f : all) {
-        if (!printed.insert(f.a.id).second) continue;  // same alert twice in the input
-        std::fputs(f.a.detail_json.c_str(), stdout);
-        std::fputc('\n', stdout);
-    }
+    splitter.finish(on_document);
     std::fflush(stdout);
     const auto& st = pl.stats();
     std::size_t problems = 0;
-    for (auto& [_, n] : problem_counts)
-        problems += n;
+    for (auto& [_, k] : problem_counts)
+        problems += k;
+    if (splitter.documents_cut() > 0)
+        spdlog::warn("replay: {} document(s) over {} MiB read in batches of records{}",
+                     splitter.documents_cut(), splitter.limit().max_document >> 20,
+                     splitter.records_too_large() > 0
+                         ? "; " + std::to_string(splitter.records_too_large()) +
+                               " single record(s) over the limit skipped"
+                         : std::string());
     std::fprintf(stderr,
                  "replay: %llu bodies, %llu bytes, %llu candidate record(s), %zu alert(s), %zu "
                  "malformed input(s)\n",
                  static_cast<unsigned long long>(st.bodies),
                  static_cast<unsigned long long>(st.bytes),
-                 static_cast<unsigned long long>(st.candidate_records), printed.size(), problems);
+                 static_cast<unsigned long long>(st.candidate_records), alerts_printed, problems);
     if (!send) return exit_ok;
-
-    // --send: the same path the daemon takes — one durable commit, then the sinks.
-    std::string err;
-    auto db = io::store::open(cfg->state_directory, err);
-    if (!db) {
-        std::fprintf(stderr, "replay: state store: %s\n", err.c_str());
-        return exit_store;
-    }
-    std::vector<io::routed_finding> routed;
-    for (auto& f : all)
-        routed.push_back({f, core::route_alert(cfg->sinks, f.a)});
-    auto res = db->commit(routed, {}, now);
-    if (!res.ok) {
-        std::fprintf(stderr, "replay: cannot store alerts: %s\n", res.error.c_str());
-        return exit_store;
-    }
-    std::fprintf(stderr, "replay: %zu new alert(s) queued, %zu already known\n",
-                 res.new_alerts.size(), res.duplicates);
+    commit();
+    if (store_failed) return exit_store;
+    std::fprintf(stderr, "replay: %zu new alert(s) queued, %zu already known\n", new_alerts,
+                 known_alerts);
 
     namespace asio = boost::asio;
     // Declared first, destroyed last: see the note in app/daemon.cpp about coroutine frames.
@@ -381,18 +370,14 @@ int cmd_replay(const std::vector<std::string>& args) {
 int cmd_test_alert(const std::vector<std::string>& args) {
     std::string path, only;
     int wait_s = 60;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size())
-            path = args[++i];
-        else if (args[i] == "--sink" && i + 1 < args.size())
-            only = args[++i];
-        else if (args[i] == "--wait" && i + 1 < args.size())
-            wait_s = std::atoi(args[++i].c_str());
-        else {
-            std::fprintf(stderr, "test-alert: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("test-alert", args);
+    while (cli.more()) {
+        if (cli.value("--config", path) || cli.value("--sink", only) ||
+            cli.whole("--wait", 1, 3600, wait_s))
+            continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     if (path.empty()) path = default_config_path;
     auto cfg = load_config_file(path);
     if (!cfg) return exit_config;
@@ -493,29 +478,29 @@ int cmd_evidence(const std::vector<std::string>& args) {
         return exit_usage;
     }
     const std::string what = args[0];
-    std::string path, account;
+    std::string path, who, account;
     core::micros since = 0;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size())
-            path = args[++i];
-        else if (args[i] == "--account" && i + 1 < args.size())
-            account = core::to_lower_ascii(args[++i]);
-        else if (args[i] == "--since" && i + 1 < args.size()) {
-            auto t = core::parse_iso8601(args[++i]);
-            if (!t) {
-                std::fprintf(stderr, "evidence: --since: not an ISO-8601 time: %s\n",
-                             args[i].c_str());
-                return exit_usage;
-            }
-            since = *t;
-        } else {
-            std::fprintf(stderr, "evidence: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("evidence", args, 1);
+    while (cli.more()) {
+        if (cli.value("--config", path)) continue;
+        if (what == "export" && (cli.value("--account", who) || cli.time("--since", since)))
+            continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     if (path.empty()) path = default_config_path;
     auto cfg = load_config_file(path);
     if (!cfg) return exit_config;
+    if (!who.empty()) {
+        const core::watched_account* w = find_watched_account(*cfg, who);
+        if (w == nullptr) {
+            cli.fail("--account: '" + core::sanitize_line(who, 120) +
+                     "' is not a watched account; give an object id, UPN or label of: " +
+                     describe_watched_accounts(*cfg));
+            return cli.usage_error();
+        }
+        account = w->object_id;
+    }
     std::string err;
     auto db = io::store::open(cfg->state_directory, err, /*read_only=*/true);
     if (!db) {
@@ -571,19 +556,14 @@ int cmd_posture(const std::vector<std::string>& args) {
     std::string path;
     bool as_json = false;
     int timeout_s = 120;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size())
-            path = args[++i];
-        else if (args[i] == "--json")
-            as_json = true;
-        else if (args[i] == "--timeout" && i + 1 < args.size() &&
-                 std::atoi(args[i + 1].c_str()) > 0)
-            timeout_s = std::atoi(args[++i].c_str());
-        else {
-            std::fprintf(stderr, "posture: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("posture", args);
+    while (cli.more()) {
+        if (cli.value("--config", path) || cli.flag("--json", as_json) ||
+            cli.whole("--timeout", 1, 3600, timeout_s))
+            continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     if (path.empty()) path = default_config_path;
     auto cfg = load_config_file(path);
     if (!cfg) return exit_config;
@@ -651,14 +631,12 @@ int cmd_posture(const std::vector<std::string>& args) {
 
 int cmd_run(const std::vector<std::string>& args) {
     std::string path;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size())
-            path = args[++i];
-        else {
-            std::fprintf(stderr, "run: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("run", args);
+    while (cli.more()) {
+        if (cli.value("--config", path)) continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     if (path.empty()) path = default_config_path;
     auto cfg = load_config_file(path);
     if (!cfg) return exit_config;
@@ -666,7 +644,7 @@ int cmd_run(const std::vector<std::string>& args) {
         std::fprintf(stderr, "%s: log.level: unknown level\n", path.c_str());
         return exit_config;
     }
-    return run_daemon(*cfg);
+    return run_daemon(path, std::move(*cfg));
 }
 
 }  // namespace glasswatch::app

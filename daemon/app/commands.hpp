@@ -25,9 +25,6 @@ int cmd_status(const std::vector<std::string>& args);  // ops_commands.cpp
 int cmd_posture(const std::vector<std::string>& args);
 int cmd_outbox(const std::vector<std::string>& args);  // outbox_commands.cpp
 
-// Reads and validates a config file, printing every error to stderr. nullopt on failure.
-std::optional<core::config> load_config_file(const std::string& path);
-
 // Permission bits of a file (for the secret-file check), nullopt when it cannot be stat'ed.
 std::optional<unsigned> file_mode(const std::string& path);
 

@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "app/cli_args.hpp"
 #include "app/commands.hpp"
+#include "app/config_file.hpp"
 #include "core/json_text.hpp"
 #include "core/time.hpp"
 #include "io/https_client.hpp"
@@ -51,15 +53,13 @@ std::string after(core::micros from, core::micros t) {
 
 int drill_start(const core::config& cfg, io::store& db, const std::string& account,
                 core::micros duration, const std::string& note) {
-    const std::string key = core::to_lower_ascii(account);
-    const core::watched_account* found = nullptr;
-    for (const auto& w : cfg.watch.accounts)
-        if (w.object_id == key || core::to_lower_ascii(w.upn) == key) found = &w;
+    const core::watched_account* found = find_watched_account(cfg, account);
     if (!found) {
         std::fprintf(stderr,
-                     "drill: '%s' is not a watched account (give its object id or UPN as "
-                     "configured in [[watch.accounts]])\n",
-                     account.c_str());
+                     "glasswatch drill: --account: '%s' is not a watched account; give an object "
+                     "id, UPN or label of: %s\n",
+                     core::sanitize_line(account, 120).c_str(),
+                     describe_watched_accounts(cfg).c_str());
         return exit_usage;
     }
     io::drill d;
@@ -151,39 +151,19 @@ int cmd_drill(const std::vector<std::string>& args) {
     std::string path, account, note;
     core::micros duration = 30LL * 60 * 1000000, since = now_us() - 400LL * 86400 * 1000000;
     bool as_json = false;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const bool has = i + 1 < args.size();
-        if (args[i] == "--config" && has) {
-            path = args[++i];
-        } else if (args[i] == "--account" && has) {
-            account = args[++i];
-        } else if (args[i] == "--note" && has) {
-            note = args[++i];
-        } else if (args[i] == "--json") {
-            as_json = true;
-        } else if (args[i] == "--for" && has) {
-            auto ms = core::parse_duration_ms(args[++i]);
-            if (!ms || *ms <= 0 || *ms > 24LL * 3600 * 1000) {
-                std::fprintf(stderr, "drill: --for: a duration like 30m, at most 24h\n");
-                return exit_usage;
-            }
-            duration = *ms * 1000;
-        } else if (args[i] == "--since" && has) {
-            auto t = core::parse_iso8601(args[++i]);
-            if (!t) {
-                std::fprintf(stderr, "drill: --since: not an ISO-8601 time: %s\n", args[i].c_str());
-                return exit_usage;
-            }
-            since = *t;
-        } else {
-            std::fprintf(stderr, "drill: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    const bool start = args[0] == "start";
+    cli_args cli("drill", args, 1);
+    while (cli.more()) {
+        if (cli.value("--config", path)) continue;
+        if (start && (cli.value("--account", account) || cli.value("--note", note) ||
+                      cli.duration("--for", 24LL * 3600 * 1000, duration)))
+            continue;
+        if (!start && (cli.flag("--json", as_json) || cli.time("--since", since))) continue;
+        cli.unexpected();
     }
-    if (args[0] == "start" && account.empty()) {
-        std::fprintf(stderr, "drill start: --account ID|UPN is required\n");
-        return exit_usage;
-    }
+    if (!cli.failed() && start && account.empty())
+        cli.fail("drill start needs --account (object id, UPN or label)");
+    if (cli.failed()) return cli.usage_error();
     auto cfg = load_config_file(path.empty() ? default_config : path);
     if (!cfg) return exit_config;
     std::string err;
@@ -221,14 +201,12 @@ std::multimap<std::string, std::pair<std::string, double>> parse_metrics(const s
 
 int cmd_status(const std::vector<std::string>& args) {
     std::string path;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--config" && i + 1 < args.size()) {
-            path = args[++i];
-        } else {
-            std::fprintf(stderr, "status: unexpected argument '%s'\n", args[i].c_str());
-            return exit_usage;
-        }
+    cli_args cli("status", args);
+    while (cli.more()) {
+        if (cli.value("--config", path)) continue;
+        cli.unexpected();
     }
+    if (cli.failed()) return cli.usage_error();
     auto cfg = load_config_file(path.empty() ? default_config : path);
     if (!cfg) return exit_config;
     if (cfg->admin_listen.empty()) {

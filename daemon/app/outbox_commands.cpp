@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "app/cli_args.hpp"
 #include "app/commands.hpp"
+#include "app/config_file.hpp"
 #include "core/json_text.hpp"
 #include "core/time.hpp"
 #include "io/store.hpp"
@@ -104,41 +106,22 @@ int cmd_outbox(const std::vector<std::string>& args) {
     std::optional<io::delivery_state> state;
     int limit = 100;
     bool as_json = false;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const bool has = i + 1 < args.size();
-        if (args[i] == "--config" && has) {
-            path = args[++i];
-        } else if (args[i] == "--sink" && has) {
-            sink = args[++i];
-        } else if (args[i] == "--alert" && has && args[0] == "retry") {
-            alert = args[++i];
-        } else if (args[i] == "--state" && has && args[0] == "list") {
-            state = parse_state(args[++i]);
-            if (!state) {
-                std::fprintf(stderr,
-                             "outbox: --state: one of pending, accepted, confirmed, failed\n");
-                return exit_usage;
-            }
-        } else if (args[i] == "--limit" && has && args[0] == "list") {
-            char* end = nullptr;
-            const long v = std::strtol(args[++i].c_str(), &end, 10);
-            if (*end != '\0' || v < 1 || v > 100000) {
-                std::fprintf(stderr, "outbox: --limit: a whole number from 1 to 100000\n");
-                return exit_usage;
-            }
-            limit = static_cast<int>(v);
-        } else if (args[i] == "--json" && args[0] == "list") {
-            as_json = true;
-        } else {
-            std::fprintf(stderr, "outbox: unexpected argument '%s'\n", args[i].c_str());
-            std::fputs(outbox_usage, stderr);
-            return exit_usage;
-        }
+    std::string state_name;
+    const bool listing = args[0] == "list";
+    cli_args cli("outbox", args, 1);
+    while (cli.more()) {
+        if (cli.value("--config", path) || cli.value("--sink", sink)) continue;
+        if (!listing && cli.value("--alert", alert)) continue;
+        if (listing &&
+            (cli.choice("--state", {"pending", "accepted", "confirmed", "failed"}, state_name) ||
+             cli.whole("--limit", 1, 100000, limit) || cli.flag("--json", as_json)))
+            continue;
+        cli.unexpected();
     }
-    if (args[0] == "retry" && sink.empty() == alert.empty()) {
-        std::fprintf(stderr, "outbox retry: give exactly one of --sink S or --alert ID\n");
-        return exit_usage;
-    }
+    if (!cli.failed() && !listing && sink.empty() == alert.empty())
+        cli.fail("outbox retry needs exactly one of --sink S or --alert ID");
+    if (cli.failed()) return cli.usage_error();
+    if (!state_name.empty()) state = parse_state(state_name);
     auto cfg = load_config_file(path.empty() ? default_config : path);
     if (!cfg) return exit_config;
     if (!sink.empty()) {

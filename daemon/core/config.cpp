@@ -347,6 +347,8 @@ public:
         known_.emplace_back(key);
         return table_.get(key);
     }
+    // Looks without taking (the key is still reported unknown unless taken).
+    const toml::node* peek(std::string_view key) const { return table_.get(key); }
     bool is_known(std::string_view key) const {
         return std::find(known_.begin(), known_.end(), key) != known_.end();
     }
@@ -554,6 +556,11 @@ struct secret_read {
     int line = 0;
 };
 
+// A URL that may be a secret: `key = "https://..."` (plain), `key = "env:NAME"` or
+// `key_file = "/path"`. Returns whether any form was given.
+bool read_url_or_secret(table_reader& r, std::string_view key, std::string& url, secret_ref& secret,
+                        url_policy policy, bool allow_empty);
+
 // `key = "env:NAME"` or `key_file = "/path"`. A plain value is an error that never repeats it.
 secret_read read_secret(table_reader& r, std::string_view key, secret_ref& out) {
     const std::string file_key = std::string(key) + "_file";
@@ -601,6 +608,19 @@ secret_read read_secret(table_reader& r, std::string_view key, secret_ref& out) 
     }
     out = ref;
     return result;
+}
+
+bool read_url_or_secret(table_reader& r, std::string_view key, std::string& url, secret_ref& secret,
+                        url_policy policy, bool allow_empty) {
+    const toml::node* n = r.peek(key);
+    const auto* str = n != nullptr ? n->as_string() : nullptr;
+    const bool env_form = str != nullptr && str->get().rfind("env:", 0) == 0;
+    // With url_file present, a plain url next to it is refused by read_secret ("not both").
+    if (env_form || r.peek(std::string(key) + "_file") != nullptr) {
+        url.clear();  // no default URL stands in for one still to be read
+        return read_secret(r, key, secret).given;
+    }
+    return read_url(r, key, url, policy, allow_empty);
 }
 
 // Enum lookup by name; reports the accepted names on failure.
@@ -1000,8 +1020,10 @@ void parse_twilio(table_reader& r, sink_config& s) {
 }
 
 void parse_webhook(table_reader& r, sink_config& s) {
-    if (!read_url(r, "url", s.url, url_policy::http_or_https, false)) {
-        r.error_missing("url", "required: the webhook endpoint URL");
+    if (!read_url_or_secret(r, "url", s.url, s.url_secret, url_policy::http_or_https, false)) {
+        r.error_missing("url",
+                        "required: the webhook endpoint URL (url = \"https://...\", or url_file = "
+                        "PATH / url = \"env:NAME\" when the URL itself is a credential)");
     }
     if (!read_secret(r, "signing_secret", s.signing_secret).given) {
         r.error_missing("signing_secret_file",
@@ -1233,7 +1255,8 @@ void parse_heartbeat(table_reader& root, config& c, parse_state& st) {
     const toml::table* t = root.get_table("heartbeat");
     if (t == nullptr) return;
     table_reader r(st.errors, *t, "heartbeat");
-    read_url(r, "url", c.heartbeat.url, url_policy::http_or_https, true);
+    read_url_or_secret(r, "url", c.heartbeat.url, c.heartbeat.url_secret, url_policy::http_or_https,
+                       true);
     r.get_seconds("interval", c.heartbeat.interval, seconds{1});
     r.get_seconds("timeout", c.heartbeat.timeout, seconds{1});
     r.get_string("ca_file", c.heartbeat.ca_file);
@@ -1582,7 +1605,7 @@ std::vector<config_warning> check_config_warnings(const config& c, file_mode_fn 
         out.push_back({"sinks",
                        "no paging sink: alerts only reach local files, nobody is paged; add a "
                        "pagerduty, twilio or webhook sink (out of band)"});
-    if (c.heartbeat.url.empty())
+    if (c.heartbeat.url.empty() && !c.heartbeat.url_secret.present())
         out.push_back({"heartbeat.url",
                        "no dead-man switch: if this VM or the daemon dies, nobody is told; set "
                        "[heartbeat] url to an external check that is not hosted by Microsoft"});
@@ -1612,15 +1635,34 @@ std::vector<config_warning> check_config_warnings(const config& c, file_mode_fn 
                 check_alert_url(out, base + ".url", s.url);
                 check_secret_file(out, base + ".signing_secret_file", s.signing_secret.file,
                                   file_mode);
+                check_secret_file(out, base + ".url_file", s.url_secret.file, file_mode);
                 break;
         }
     }
     check_alert_url(out, "heartbeat.url", c.heartbeat.url);
+    check_secret_file(out, "heartbeat.url_file", c.heartbeat.url_secret.file, file_mode);
     check_secret_file(out, "sources.graph.client_secret_file", c.graph.client_secret.file,
                       file_mode);
     check_secret_file(out, "sources.graph.private_key_file", c.graph.private_key.file, file_mode);
     check_secret_file(out, "sources.eventhub.connection_string_file",
                       c.eventhub.connection_string.file, file_mode);
+    return out;
+}
+
+std::string check_alert_endpoint_url(std::string_view url) {
+    return check_url(url, url_policy::http_or_https);
+}
+
+std::string redact_url(std::string_view url) {
+    const std::string host = url_host(url);
+    if (host.empty()) return url.empty() ? std::string() : std::string("(not a URL)");
+    const auto scheme_end = url.find("://");
+    std::string out(url.substr(0, scheme_end + 3));
+    // host[:port] as written (lower-cased host, port kept: it tells which receiver)
+    const std::string_view rest = url.substr(scheme_end + 3);
+    const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+    out += to_lower(authority);
+    if (authority.size() < rest.size()) out += "/\u2026";
     return out;
 }
 

@@ -133,7 +133,11 @@ struct sink_config {
     seconds burst_window{60};
 
     // webhook
-    // (url above is shared: for a webhook sink it is required and has no default)
+    // (url above is shared: for a webhook sink it is required and has no default). A webhook
+    // URL is often a credential itself (a Slack hook path): `url_file = PATH` or
+    // `url = "env:NAME"` names where it is read; `url` is then filled in when the file is
+    // loaded (app/config_file) and printed only redacted.
+    secret_ref url_secret;
     secret_ref signing_secret;                                 // whsec_<base64>
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
     bool slack_format = false;
@@ -151,6 +155,9 @@ struct tripwire_config {
 
 struct heartbeat_config {
     std::string url;  // empty = disabled; "<url>/fail" is used while unhealthy
+    // A ping URL carries the check's secret id: `url_file = PATH` or `url = "env:NAME"` keeps it
+    // out of the file; `url` is then filled in at load time (app/config_file).
+    secret_ref url_secret;
     seconds interval{60};
     seconds timeout{10};
     std::string ca_file;  // optional CA bundle (PEM) instead of the system trust store
@@ -227,6 +234,14 @@ std::vector<config_warning> check_config_warnings(const config& c, file_mode_fn 
 // True when `host` is operated by Microsoft (the out-of-band rule), e.g. *.office.com,
 // *.logic.azure.com, *.microsoft.com, *.azure.com, *.windows.net, *.office365.com, ...
 bool is_microsoft_operated_host(std::string_view host);
+
+// Checks a URL read from a secret (url_file / env:) once it is known: "" when acceptable, else
+// why not — never echoing the URL.
+std::string check_alert_endpoint_url(std::string_view url);
+
+// "https://hc-ping.com/…": scheme and host only. Ping and hook URLs carry their credential in
+// the path or query, so anything printed or logged shows no more than this.
+std::string redact_url(std::string_view url);
 
 // Extracts the lower-cased host from an http(s) URL; empty when the URL is malformed.
 std::string url_host(std::string_view url);

@@ -27,6 +27,8 @@ const std::vector<std::string_view>& known_rule_names() {
                                    "store_unwritable_recovered",
                                    "breakglass_active_use",
                                    "drill_overdue",
+                                   "config_reload_failed",
+                                   "config_reload_failed_recovered",
                                    "sink_broken",
                                    "sink_broken_recovered",
                                    "test_alert",

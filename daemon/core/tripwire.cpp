@@ -46,6 +46,10 @@ std::vector<health_alert> tripwire::evaluate(const health_snapshot& h) {
           out);
 
     for (const auto& s : h.sources) {
+        // Never polled and not failing: no verdict yet (just started, or rebuilt by a reload).
+        // Conditions carried over from before the reload stay as they are until the source
+        // says something: clearing them would page a recovery that did not happen.
+        if (s.last_success == 0 && s.failing_since == 0 && !s.stuck) continue;
         // Source errors. While the store is failing the sources fail too (they cannot commit);
         // the store alert says it better, so they wait.
         const bool failing_long =
@@ -131,6 +135,38 @@ std::optional<health_alert> tripwire::note_breakglass_signin(micros at, const st
                             " sign-ins within " + for_how_long(window) + " (" +
                             sanitize_line(accounts, 200) + ") — possible tenant outage",
                         false};
+}
+
+std::vector<std::string> tripwire::keep_sources(const std::vector<std::string>& names) {
+    std::vector<std::string> dropped;
+    auto kept = [&names](const std::string& source) {
+        return std::find(names.begin(), names.end(), source) != names.end();
+    };
+    for (auto it = conditions_.begin(); it != conditions_.end();) {
+        const auto slash = it->first.find('/');
+        const std::string source = it->first.substr(0, slash);
+        if (source != "store" && !kept(source)) {
+            if (it->second.firing) dropped.push_back(it->first);
+            it = conditions_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    std::erase_if(up_since_, [&kept](const auto& e) { return !kept(e.first); });
+    return dropped;
+}
+
+std::vector<std::string> tripwire::condition_keys(const std::vector<std::string>& sources) {
+    std::vector<std::string> keys{"store/unwritable"};
+    for (const auto& s : sources)
+        for (const char* c : {"/error", "/silent", "/lag"})
+            keys.push_back(s + c);
+    return keys;
+}
+
+bool tripwire::is_firing(const std::string& key) const {
+    auto it = conditions_.find(key);
+    return it != conditions_.end() && it->second.firing;
 }
 
 std::vector<std::string> tripwire::firing() const {

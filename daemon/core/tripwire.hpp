@@ -65,6 +65,16 @@ class tripwire {
 public:
     explicit tripwire(tripwire_config cfg) : cfg_(cfg) {}
 
+    // A reload: new thresholds apply from the next evaluation; conditions keep their state.
+    void reconfigure(tripwire_config cfg) { cfg_ = cfg; }
+    // A reload removed sources: their conditions end without a "recovered" alert (nothing
+    // recovered; nobody watches them any more). Returns the firing ones that were dropped.
+    std::vector<std::string> keep_sources(const std::vector<std::string>& names);
+    // Every condition the tripwire evaluates for these sources ("store/unwritable",
+    // "graph/error", ...), firing or not: the metric lists each one with 0 or 1.
+    static std::vector<std::string> condition_keys(const std::vector<std::string>& sources);
+    bool is_firing(const std::string& key) const;
+
     std::vector<health_alert> evaluate(const health_snapshot& h);
     // A break-glass sign-in alert was committed; returns the active-use summary when this one
     // completes a burst.

@@ -1,7 +1,10 @@
 // Loopback-only admin HTTP server (Beast): /healthz, /readyz, /metrics.
 //
-// One short exchange per connection (read the request, answer, close), each bounded by a 5 s
-// deadline, at most 16 connections at once: a stuck scraper cannot pin the main loop or memory.
+// One short exchange per connection (read the request, answer, close). Any local user can
+// connect, so idle or slow clients must never blind the probes: the request must arrive within
+// 2 s of the connect and the whole exchange ends within 5 s; up to 128 connections are served
+// at once, and when all slots are taken the connection that has waited longest without sending a
+// request is closed to make room (a probe sends its request at once, so it always gets a slot).
 // Only GET/HEAD; the handler is synchronous and cheap (it reads values the monitor caches).
 //
 // Thread: main thread. The object holds an acceptor, so it must be destroyed while its
@@ -11,7 +14,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 
@@ -35,6 +40,13 @@ public:
     void stop();
     std::uint16_t port() const noexcept { return port_; }
 
+    static constexpr std::size_t max_connections = 128;
+    static constexpr std::chrono::seconds request_deadline{2};
+    static constexpr std::chrono::seconds exchange_deadline{5};
+
+    std::size_t connections() const noexcept { return conns_->size(); }
+    std::uint64_t evicted() const noexcept { return evicted_; }
+
 private:
     admin_server(boost::asio::io_context& ctx, handler h)
         : acceptor_(ctx), handler_(std::move(h)) {}
@@ -43,10 +55,18 @@ private:
     boost::asio::ip::tcp::acceptor acceptor_;
     handler handler_;
     std::uint16_t port_ = 0;
-    // Shared with the sessions: a session frame destroyed with the io_context (after this
-    // object) still decrements a live counter.
-    std::shared_ptr<int> active_ = std::make_shared<int>(0);
+    // One entry per open connection, oldest first. Shared with the sessions: a session frame
+    // destroyed with the io_context (after this object) still finds a live list.
+    struct connection {
+        boost::asio::ip::tcp::socket* socket = nullptr;
+        bool request_read = false;
+    };
+    using connection_list = std::list<connection>;
+    std::shared_ptr<connection_list> conns_ = std::make_shared<connection_list>();
+    std::uint64_t evicted_ = 0;
     bool stopped_ = false;
+    // Closes the oldest connection that has not sent its request; false when every one has.
+    bool evict_idle();
 };
 
 }  // namespace glasswatch::io

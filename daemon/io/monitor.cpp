@@ -27,15 +27,17 @@ core::micros to_us(std::chrono::seconds s) {
 }  // namespace
 
 monitor::monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, ingestor& ingest,
-                 delivery_engine& delivery, const core::pipeline& pipeline)
+                 delivery_engine& delivery, const core::pipeline& pipeline, monitor_memory& memory)
     : rt_(rt),
       cfg_(cfg),
       ctx_(std::move(ctx)),
       ingest_(ingest),
       delivery_(delivery),
       pipeline_(pipeline),
-      tripwire_(cfg.tripwire),
+      mem_(memory),
       started_at_(wall_now()) {
+    mem_.tripwire.reconfigure(cfg.tripwire);
+    if (mem_.process_started == 0) mem_.process_started = started_at_;
     if (!cfg_.heartbeat.url.empty()) {
         https_client_options ho;
         ho.ca_file = cfg_.heartbeat.ca_file;
@@ -46,17 +48,19 @@ monitor::monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, 
     }
     ingest_.on_new_alert([this](const core::alert& a) {
         if (!core::has_rule(a, "breakglass_signin") || a.drill) return;
-        if (auto h = tripwire_.note_breakglass_signin(a.event_time, a.subject_label)) {
-            // Queued from here, not awaited: the committing source must not wait on it.
-            auto self = this;
-            auto alert = *h;
-            asio::co_spawn(rt_.main(), self->raise(alert), asio::detached);
-        }
+        // Queued, not awaited: the committing source must not wait on it.
+        if (auto h = mem_.tripwire.note_breakglass_signin(a.event_time, a.subject_label))
+            report(std::move(*h));
     });
 }
 
 monitor::~monitor() {
     ingest_.on_new_alert({});
+}
+
+void monitor::report(core::health_alert h) {
+    reported_.push_back(std::move(h));
+    if (timer_) timer_->cancel();
 }
 
 void monitor::stop() {
@@ -86,26 +90,38 @@ asio::awaitable<void> monitor::run() {
     while (!stopping_) {
         co_await tick();
         if (stopping_) break;
+        if (!reported_.empty()) continue;  // arrived while the tick was suspended
         timer.expires_after(std::chrono::seconds(1));
         boost::system::error_code ec;
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    // Reported while stopping (an active-use summary from the last commits): still raised.
+    while (!reported_.empty()) {
+        auto h = std::move(reported_.front());
+        reported_.erase(reported_.begin());
+        co_await raise(std::move(h));
     }
 }
 
 asio::awaitable<void> monitor::tick() {
     const auto now = steady::now();
     last_tick_ = now;
-    auto alerts = tripwire_.evaluate(snapshot());
+    auto alerts = mem_.tripwire.evaluate(snapshot());
     for (const auto& h : alerts)
         co_await raise(h);
+    while (!reported_.empty()) {
+        auto h = std::move(reported_.front());
+        reported_.erase(reported_.begin());
+        co_await raise(std::move(h));
+    }
 
     // Direct sends of store alerts that no sink has accepted yet.
-    if (!direct_pending_.empty()) {
+    if (!mem_.direct_pending.empty()) {
         // Taken out first: raise() may append while this loop is suspended.
-        auto pending = std::exchange(direct_pending_, {});
+        auto pending = std::exchange(mem_.direct_pending, {});
         for (const auto& a : pending) {
             auto names = core::route_alert(cfg_.sinks, a);
-            if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
+            if (!co_await delivery_.send_direct(a, names)) mem_.direct_pending.push_back(a);
         }
     }
 
@@ -139,7 +155,7 @@ asio::awaitable<void> monitor::raise(core::health_alert h) {
     if (h.rule == "store_unwritable") {
         // The outbox lives in the failing store: send it directly, retried every tick.
         auto names = core::route_alert(cfg_.sinks, a);
-        if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
+        if (!co_await delivery_.send_direct(a, names)) mem_.direct_pending.push_back(a);
         co_return;
     }
     std::vector<core::finding> f{core::finding{a, a.detail_json, "health"}};
@@ -148,7 +164,7 @@ asio::awaitable<void> monitor::raise(core::health_alert h) {
     if (!r.ok) {
         // The store is failing right now: do not lose the alert, send it directly.
         auto names = core::route_alert(cfg_.sinks, a);
-        if (!co_await delivery_.send_direct(a, names)) direct_pending_.push_back(a);
+        if (!co_await delivery_.send_direct(a, names)) mem_.direct_pending.push_back(a);
     }
 }
 
@@ -195,7 +211,7 @@ asio::awaitable<bool> monitor::ping(std::string url) {
     req.url = std::move(url);
     http_result r = co_await heartbeat_http_->request(std::move(req));
     if (r.ok() && r.response.status / 100 == 2) co_return true;
-    if (beat_errors_++ % 10 == 0)
+    if (mem_.beat_errors++ % 10 == 0)
         spdlog::warn("heartbeat: the dead-man switch did not answer: {}",
                      r.ok() ? "HTTP " + std::to_string(r.response.status) : r.message);
     co_return false;
@@ -207,8 +223,8 @@ asio::awaitable<bool> monitor::heartbeat() {
     std::string base = cfg_.heartbeat.url;
     while (!base.empty() && base.back() == '/')
         base.pop_back();
-    if (cfg_.heartbeat.start_ping && !start_pinged_) {
-        start_pinged_ = true;
+    if (cfg_.heartbeat.start_ping && !mem_.start_pinged) {
+        mem_.start_pinged = true;
         // (A named local: GCC 12 destroys a temporary inside a co_await expression twice.)
         std::string start_url = base + "/start";
         co_await ping(std::move(start_url));
@@ -226,15 +242,15 @@ asio::awaitable<bool> monitor::heartbeat() {
     // nothing at all — not "/fail", which pages someone for every restart, upgrade or reboot.
     if (first_poll_pending && wall_now() - started_at_ < start_grace()) co_return false;
     const bool healthy = why.empty();
-    if (healthy != last_beat_healthy_) {
+    if (healthy != mem_.last_beat_healthy) {
         if (healthy)
             spdlog::info("heartbeat: healthy again, pinging the dead-man switch");
         else
             spdlog::warn("heartbeat: unhealthy ({}), pinging /fail", why);
-        last_beat_healthy_ = healthy;
+        mem_.last_beat_healthy = healthy;
     }
     std::string url = healthy ? cfg_.heartbeat.url : base + "/fail";
-    if (co_await ping(std::move(url))) (healthy ? beats_ok_ : beats_fail_)++;
+    if (co_await ping(std::move(url))) (healthy ? mem_.beats_ok : mem_.beats_fail)++;
     co_return true;
 }
 
@@ -251,7 +267,7 @@ bool monitor::live() const {
 
 readiness monitor::ready() const {
     readiness r;
-    for (const auto& c : tripwire_.firing())
+    for (const auto& c : mem_.tripwire.firing())
         r.reasons.push_back("tripwire: " + c);
     if (ingest_.store_failing_since() != 0)
         r.reasons.push_back("store not writable: " + ingest_.store_error());
@@ -293,7 +309,7 @@ std::string monitor::metrics_text() const {
 
     add("glasswatch_up", "1 while the main loop ticks", "gauge", one(live() ? 1 : 0));
     add("glasswatch_start_time_seconds", "When the daemon started (unix time)", "gauge",
-        one(static_cast<double>(started_at_) / second));
+        one(static_cast<double>(mem_.process_started) / second));
     add("glasswatch_bodies_total", "Pages / message bodies read from all sources", "counter",
         one(static_cast<double>(ps.bodies)));
     add("glasswatch_bytes_total", "Bytes read from all sources", "counter",
@@ -384,12 +400,26 @@ std::string monitor::metrics_text() const {
     add("glasswatch_store_writable", "0 while store commits fail", "gauge",
         one(ingest_.store_failing_since() == 0 ? 1.0 : 0.0));
     add("glasswatch_heartbeats_total", "Dead-man switch pings answered", "counter",
-        {{{{"result", "ok"}}, static_cast<double>(beats_ok_)},
-         {{{"result", "fail"}}, static_cast<double>(beats_fail_)}});
+        {{{{"result", "ok"}}, static_cast<double>(mem_.beats_ok)},
+         {{{"result", "fail"}}, static_cast<double>(mem_.beats_fail)}});
+    // Every condition, 0 or 1: an alert rule on `== 1` needs the series to exist before it fires.
+    std::vector<std::string> source_names;
+    for (const auto& p : sources_)
+        source_names.push_back(p.name);
     std::vector<metric_sample> firing;
-    for (const auto& c : tripwire_.firing())
-        firing.push_back({{{"condition", c}}, 1.0});
-    add("glasswatch_tripwire_firing", "Tripwire conditions currently firing", "gauge", firing);
+    for (const auto& c : core::tripwire::condition_keys(source_names))
+        firing.push_back({{{"condition", c}}, mem_.tripwire.is_firing(c) ? 1.0 : 0.0});
+    add("glasswatch_tripwire_firing", "1 while a tripwire condition fires, per condition", "gauge",
+        firing);
+    add("glasswatch_config_reloads_total", "Configuration reloads (SIGHUP), by result", "counter",
+        {{{{"result", "success"}}, static_cast<double>(mem_.reloads_ok)},
+         {{{"result", "failure"}}, static_cast<double>(mem_.reloads_failed)}});
+    add("glasswatch_config_last_reload_successful",
+        "0 while the last reload was refused (the daemon runs on the configuration before it)",
+        "gauge", one(mem_.reload_failing_since == 0 ? 1.0 : 0.0));
+    if (mem_.last_reload_at != 0)
+        add("glasswatch_config_last_reload_timestamp_seconds", "When the last reload was tried",
+            "gauge", one(static_cast<double>(mem_.last_reload_at) / second));
     return core::render_prometheus(f);
 }
 

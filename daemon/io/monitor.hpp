@@ -40,10 +40,30 @@ struct readiness {
     std::vector<std::string> reasons;  // why not, one line each
 };
 
+// What the daemon's view of itself keeps across a configuration reload, owned by the daemon and
+// lent to each monitor in turn: the tripwire's conditions (a firing one must neither page again
+// nor announce a recovery that did not happen), the store alerts no sink has taken yet, the
+// heartbeat's state and the process-wide counters.
+struct monitor_memory {
+    explicit monitor_memory(const core::tripwire_config& t) : tripwire(t) {}
+    core::tripwire tripwire;
+    core::micros process_started = 0;
+    bool start_pinged = false;
+    bool last_beat_healthy = true;
+    // store_unwritable alerts not yet accepted by any sink (sent directly, retried each tick)
+    std::vector<core::alert> direct_pending;
+    std::uint64_t beats_ok = 0, beats_fail = 0, beat_errors = 0;
+    // Configuration reloads (SIGHUP): counts, the last one's outcome, and since when reloads
+    // fail (0 = the last one applied): the episode of the config_reload_failed alert.
+    std::uint64_t reloads_ok = 0, reloads_failed = 0;
+    core::micros last_reload_at = 0;
+    core::micros reload_failing_since = 0;
+};
+
 class monitor {
 public:
     monitor(runtime& rt, const core::config& cfg, core::alert_context ctx, ingestor& ingest,
-            delivery_engine& delivery, const core::pipeline& pipeline);
+            delivery_engine& delivery, const core::pipeline& pipeline, monitor_memory& memory);
     ~monitor();
 
     void add_source(source_probe p) { sources_.push_back(std::move(p)); }
@@ -55,8 +75,9 @@ public:
     readiness ready() const;
     std::string metrics_text() const;
 
-    std::uint64_t heartbeats_ok() const noexcept { return beats_ok_; }
-    std::uint64_t heartbeats_fail() const noexcept { return beats_fail_; }
+    // Raises a health alert from outside the monitor (a refused reload): queued, committed by
+    // the monitor's own loop within a second, so nothing outlives this generation's objects.
+    void report(core::health_alert h);
 
 private:
     boost::asio::awaitable<void> tick();
@@ -75,9 +96,11 @@ private:
     ingestor& ingest_;
     delivery_engine& delivery_;
     const core::pipeline& pipeline_;
-    core::tripwire tripwire_;
+    monitor_memory& mem_;
     std::vector<source_probe> sources_;
     std::unique_ptr<https_client> heartbeat_http_;
+    // When this monitor (and the sources it watches) started: the process start, or the reload
+    // that built them. The start grace and "never polled yet" count from here.
     core::micros started_at_ = 0;
     // Schedules and liveness run on the steady clock: a wall clock set back a day must not
     // silence the heartbeat for that day.
@@ -86,14 +109,10 @@ private:
     steady::time_point next_beat_{};
     steady::time_point next_drill_check_{};
     bool stopping_ = false;
-    bool last_beat_healthy_ = true;
-    bool start_pinged_ = false;
-    // store_unwritable alerts not yet accepted by any sink (sent directly, retried each tick)
-    std::vector<core::alert> direct_pending_;
+    std::vector<core::health_alert> reported_;  // report()ed, raised by the next tick
     // Cached from the store thread on every tick, for /readyz and /metrics.
     std::int64_t outbox_depth_ = 0;
     core::micros oldest_undelivered_ = 0;
-    std::uint64_t beats_ok_ = 0, beats_fail_ = 0, beat_errors_ = 0;
     boost::asio::steady_timer* timer_ = nullptr;  // lives in run()'s frame
 };
 

@@ -935,6 +935,14 @@ std::int64_t store::outbox_depth() {
     return q.step() == SQLITE_ROW ? q.i64(0) : -1;
 }
 
+std::map<std::string, std::int64_t> store::pending_by_sink() {
+    std::map<std::string, std::int64_t> out;
+    stmt q(db_, "SELECT sink, count(*) FROM outbox WHERE state='pending' GROUP BY sink");
+    while (q.step() == SQLITE_ROW)
+        out[q.text(0)] = q.i64(1);
+    return out;
+}
+
 std::optional<micros> store::oldest_undelivered() {
     stmt q(db_, "SELECT min(created_at) FROM outbox WHERE state='pending'");
     if (q.step() == SQLITE_ROW && !q.is_null(0)) return q.i64(0);

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -192,6 +193,8 @@ public:
     // The sink failed again for the same cause after a release: it holds again (no new page).
     bool rehold_episode(const std::string& sink, const std::string& cause);
     std::int64_t outbox_depth();
+    // Rows not yet accepted, per sink name (to find rows of sinks no longer configured).
+    std::map<std::string, std::int64_t> pending_by_sink();
     std::int64_t count_in_state(const std::string& sink, delivery_state state);
     std::optional<micros> oldest_undelivered();
     std::vector<outbox_row> deliveries_of(const std::string& alert_id);

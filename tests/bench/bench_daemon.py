@@ -4,7 +4,7 @@
   footprint  start to READY (sd_notify, over NOTIFY_SOCKET), RSS and CPU of an idle daemon with a
              full config (Graph and Event Hub sources, posture checks, PagerDuty + Twilio +
              webhook sinks, heartbeat, admin endpoint), all against the lab on loopback;
-  catch-up   a backlog written by shared/bench/gen.py is put in the lab's Event Hubs emulator
+  catch-up   a backlog written by gen_stream.py is put in the lab's Event Hubs emulator
              before the daemon starts; the daemon drains it over AMQPS into its store: MB/s from
              the first delivery to the last durable accept, peak RSS (VmHWM), the most messages
              ever unaccepted (the credit bound), and every watched record of the generator's
@@ -21,6 +21,7 @@ Timing is reported, never asserted: the exit status is non-zero only when someth
                   [--credit N] [--work DIR] [--quick] [--json FILE]
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -52,22 +53,14 @@ ap.add_argument("--credit", type=int, default=0, help="link credit per partition
 ap.add_argument("--idle-s", type=float, default=30)
 ap.add_argument("--starts", type=int, default=5, help="start-to-READY repetitions (median)")
 ap.add_argument("--work", default="/tmp/glasswatch-bench")
-ap.add_argument("--gen", help="shared/bench/gen.py (default: $GLASSWATCH_SHARED, next to the checkout, /work/shared)")
 ap.add_argument("--quick", action="store_true", help="CI smoke: 20 MB, 50 alerts, short idle")
 ap.add_argument("--json", help="write the figures here as JSON")
 a = ap.parse_args()
-if not a.gen:
-    for base in (os.environ.get("GLASSWATCH_SHARED"), os.path.join(here, "..", "..", "..", "shared"), "/work/shared"):
-        if base and os.path.isfile(os.path.join(base, "bench", "gen.py")):
-            a.gen = os.path.join(base, "bench", "gen.py")
-            break
-    else:
-        print("bench_daemon: SKIPPED: workload generator shared/bench/gen.py not found (set GLASSWATCH_SHARED)")
-        sys.exit(77)
 if a.quick:
     a.backlog_mb, a.alerts, a.idle_s, a.starts = 20, 50, 3, 2
 
 PY = sys.executable
+GEN = os.path.join(here, "gen_stream.py")
 
 
 # ---------------------------------------------------------------- /proc helpers
@@ -242,11 +235,21 @@ try:
     stream = os.path.join(a.work, "backlog-%gmb.ndjson" % a.backlog_mb)
     truth = stream.replace(".ndjson", ".truth.tsv")
     watch = os.path.join(a.work, "backlog-watch.txt")
-    if not (os.path.exists(stream) and os.path.exists(truth) and os.path.exists(watch)):
-        print("== generating a %g MB backlog with %s" % (a.backlog_mb, a.gen), flush=True)
-        subprocess.run([PY, a.gen, "--size-mb", str(a.backlog_mb), "--seed", "7", "--watchlist", watch,
-                        "--watch-count", "10", "--match-rate", "2e-4", "--decoy-rate", "2e-4",
-                        "--out", stream, "--truth", truth], check=True, stderr=subprocess.DEVNULL)
+    gen_args = ["--size-mb", str(a.backlog_mb), "--seed", "7", "--watchlist", watch, "--watch-count", "10",
+                "--match-rate", "2e-4", "--decoy-rate", "2e-4", "--out", stream, "--truth", truth]
+    # Kept for the next run while the generator and its arguments stay the same (as run.sh does).
+    with open(GEN, "rb") as f:
+        stamp = hashlib.sha256(f.read()).hexdigest()[:16] + " " + " ".join(gen_args)
+    stamp_file = stream + ".args"
+    have = open(stamp_file).read().strip() if os.path.exists(stamp_file) else None
+    if not (os.path.exists(stream) and os.path.exists(truth) and os.path.exists(watch) and have == stamp):
+        print("== generating a %g MB backlog with %s" % (a.backlog_mb, GEN), flush=True)
+        for old in (stream, truth, stamp_file):
+            if os.path.exists(old):
+                os.unlink(old)
+        subprocess.run([PY, GEN] + gen_args, check=True, stderr=subprocess.DEVNULL)
+        with open(stamp_file, "w") as f:
+            f.write(stamp + "\n")
     watch_ids = [l.strip() for l in open(watch) if l.strip()]
     truth_rows = [l.rstrip("\n").split("\t") for l in open(truth)][1:]
     expected_matches = sum(1 for r in truth_rows if r[0] == "match")

@@ -17,7 +17,7 @@
 #   --backlog-mb N   Event Hub backlog for the daemon's catch-up figure (default 2000; 20 with
 #                    --quick); --no-daemon skips the daemon figures (bench_daemon.py)
 #
-# gen.py: $GLASSWATCH_SHARED/bench/gen.py, else <repo>/../shared/bench/gen.py.
+# The workload comes from the generator next to this script, tests/bench/gen_stream.py.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))
@@ -37,7 +37,7 @@ while (($#)); do
     --seed) seed=$2; shift 2 ;;
     --match-rate) rate=$2; shift 2 ;;
     --nlohmann-mb) nlohmann_mb=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,8 +45,7 @@ if [[ -z "$rate" ]]; then
   rate=$("$py" -c "import sys; print('1e-4' if float(sys.argv[1]) >= 200 else '2e-3')" "$size_mb")
 fi
 
-gen="${GLASSWATCH_SHARED:-$repo/../shared}/bench/gen.py"
-[[ -f "$gen" ]] || { echo "run.sh: workload generator not found at $gen (set GLASSWATCH_SHARED)" >&2; exit 2; }
+gen="$here/gen_stream.py"
 
 if [[ -z "$bench" ]]; then
   bench="$repo/build/release/tests/bench/bench_core"
@@ -109,7 +108,7 @@ ok = lambda c: "met" if c else "NOT MET"
 print()
 print("glasswatch core benchmark, %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
 print("machine : %s, %d cores (shared), load average %s at start, %s at end" % (cpu, os.cpu_count(), l0, l1))
-print("input   : %.1f MB generated stream (%d Event Hub bodies, %d records; gen.py --seed %s, match/decoy rate %s),"
+print("input   : %.1f MB generated stream (%d Event Hub bodies, %d records; gen_stream.py --seed %s, match/decoy rate %s),"
       % (a["input_bytes"] / 1e6, a["bodies"], a["worst_records"], seed, rate))
 print("          read fully into memory before timing; one thread; median of %s repetitions; MB = 1e6 bytes" % reps)
 print()
@@ -164,7 +163,7 @@ if ((daemon)); then
   echo "== bench_daemon.py (backlog ${backlog_mb} MB)"
   extra=()
   ((quick)) && extra=(--quick)
-  GLASSWATCH_SHARED="$(dirname "$(dirname "$gen")")" "$py" "$here/bench_daemon.py" \
+  "$py" "$here/bench_daemon.py" \
     --glasswatch "$bin/glasswatch" --lab "$bin/tests/glasswatch-lab" --backlog-mb "$backlog_mb" \
     --work "$work" --json "$work/daemon.json" "${extra[@]}" || rc=1
 fi

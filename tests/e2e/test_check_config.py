@@ -79,6 +79,40 @@ try:
     r = run([a.glasswatch, "check-config", cred], env=env)
     check(r.returncode == 0 and "systemd credential" in r.stdout,
           "a systemd credential path outside the unit is a note, not an error")
+
+    # URLs that are credentials: read from a file or the environment, checked like any other
+    # URL, printed as scheme and host only.
+    ping = "https://hc-ping.example.net/3f1c2b7e-9d4a-4c61-8e15-0b2d6f7a9c10"
+    hook = "https://hooks.example.net/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXX"
+    hook_file = wd.file("hook-url", hook + "\n")
+    env_with = dict(env, GW_PING_URL=ping)
+    webhook = f"""
+[[sinks]]
+name = "hook"
+type = "webhook"
+url_file = "{hook_file}"
+signing_secret = "env:GW_PING_URL"
+[heartbeat]
+url = "env:GW_PING_URL"
+"""
+    path = cfg("url-secrets", f'routing_key_file = "{good_key}"', webhook)
+    r = run([a.glasswatch, "check-config", path], env=env_with)
+    check(r.returncode == 0, "URL secrets from a file and the environment are valid: " + r.stderr[-300:])
+    check("3f1c2b7e" not in r.stdout + r.stderr and "XXXXXXXX" not in r.stdout + r.stderr,
+          "neither secret URL is printed")
+    check("https://hooks.example.net/… (URL from file " in r.stdout
+          and "heartbeat: https://hc-ping.example.net/… (URL from env GW_PING_URL)" in r.stdout,
+          "both are shown redacted with where they come from")
+    check("no dead-man switch" not in r.stdout, "a heartbeat URL from the environment counts")
+    check("tripwire: source error after" in r.stdout, "the summary shows the tripwire settings")
+    r = run([a.glasswatch, "check-config", path], env=env)
+    check(r.returncode == 3 and "heartbeat.url" in r.stderr and "GW_PING_URL is not set" in r.stderr,
+          f"an unset heartbeat URL variable is exit 3 naming the key: {r.stderr.strip()[-160:]}")
+    with open(hook_file, "w") as f:
+        f.write("ftp://hooks.example.net/secret-path\n")
+    r = run([a.glasswatch, "check-config", path], env=env_with)
+    check(r.returncode == 3 and "sinks[2].url" in r.stderr and "secret-path" not in r.stderr,
+          f"a bad URL in the file is exit 3 without echoing it: {r.stderr.strip()[-160:]}")
 finally:
     wd.close()
 print("PASS")

@@ -46,6 +46,9 @@ check(any(re.fullmatch(r"WatchdogSec=\d+s", d) for d in directives), "unit sets 
 exec_start = [d for d in directives if d.startswith("ExecStart=")]
 check(exec_start == ["ExecStart=/usr/bin/glasswatch run --config /etc/glasswatch/glasswatch.toml"],
       f"ExecStart runs the packaged binary with the packaged config path: {exec_start}")
+exec_reload = [d for d in directives if d.startswith("ExecReload=")]
+check(exec_reload == ["ExecReload=/bin/kill -HUP $MAINPID"],
+      f"ExecReload sends SIGHUP to the daemon (systemctl reload): {exec_reload}")
 
 # Secrets named in the example config must be documented as LoadCredential lines.
 example = open(a.example_config).read()

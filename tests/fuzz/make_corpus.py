@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Regenerates the checked-in seed corpora tests/fuzz/corpus/<target>/ from the test fixtures,
-the example configs and the JSON samples of the shared reference (reference/*.md).
+the example configs and a few small Event Hub bodies written by the workload generator
+tests/bench/gen_stream.py (watching the fuzz accounts: matches in every spelling, and decoys).
 
-    /usr/bin/python3 tests/fuzz/make_corpus.py [--reference DIR]
+    /usr/bin/python3 tests/fuzz/make_corpus.py [--out DIR] [--reference DIR]
 
---reference defaults to $GLASSWATCH_SHARED/reference, else <repo>/../shared/reference; without it
-only the fixtures are used. The AMQP seeds need Proton's Python binding (Debian's
-python3-qpid-proton imports under /usr/bin/python3). Seeds are named by the SHA-1 of their bytes,
-as libFuzzer names corpus files, so a rerun rewrites the same files.
+--out writes the corpora under DIR instead of tests/fuzz/corpus. --reference DIR also takes the
+```json samples of the Markdown files in DIR (the checked-in corpus was made from the fixtures,
+the configs and such reference notes, before generated bodies were added). The AMQP seeds need
+Proton's Python binding (Debian's python3-qpid-proton imports under /usr/bin/python3). Seeds are
+named by the SHA-1 of their bytes, as libFuzzer names corpus files, so a rerun rewrites the same
+files.
 """
 import argparse
 import hashlib
@@ -15,11 +18,14 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
+GENERATOR = os.path.join(REPO, "tests", "bench", "gen_stream.py")
 
 # The fuzz watchlist (fuzz_common.cpp) in the order of fuzz_prefilter.cpp's identities():
 # account ids, group, CA policy, then the UPNs.
@@ -56,6 +62,23 @@ def records_of(doc):
             if isinstance(doc.get(key), list):
                 return [r for r in doc[key] if isinstance(r, dict)]
     return []
+
+
+def generated_bodies(count=4):
+    """The first `count` bodies (1-2 records each) of a small generated stream whose watchlist is
+    the fuzz accounts, so that the seeds reach the matcher (lower, UPPER and \\u002d-escaped ids)
+    and carry decoys the rules must ignore. Deterministic: fixed seed and arguments."""
+    with tempfile.TemporaryDirectory() as tmp:
+        watch = os.path.join(tmp, "watch.txt")
+        with open(watch, "w") as f:
+            f.write("".join(g + "\n" for g in IDENTITIES[:3]))  # the three account ids
+        out = os.path.join(tmp, "stream.ndjson")
+        subprocess.run([sys.executable, GENERATOR, "--size-mb", "0.05", "--seed", "20251103",
+                        "--watchlist", watch, "--users", "50", "--batch-min", "1", "--batch-max", "2",
+                        "--match-rate", "0.25", "--decoy-rate", "0.25", "--upper-frac", "0.34",
+                        "--escape-frac", "0.33", "--out", out],
+                       check=True, stderr=subprocess.DEVNULL)
+        return read(out).splitlines()[:count]
 
 
 def placeholder(text, rng_state):
@@ -117,27 +140,31 @@ def amqp_messages(bodies):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    shared = os.environ.get("GLASSWATCH_SHARED", os.path.join(REPO, "..", "shared"))
-    ap.add_argument("--reference", default=os.path.join(shared, "reference"))
+    ap.add_argument("--out", default=os.path.join(HERE, "corpus"),
+                    help="write the corpora under this folder (default: tests/fuzz/corpus)")
+    ap.add_argument("--reference", help="also use the JSON samples of the *.md files in this folder")
     args = ap.parse_args()
 
     corpus = {t: set() for t in ("fuzz_config", "fuzz_graph_page", "fuzz_diagnostic",
                                  "fuzz_prefilter", "fuzz_http_response", "fuzz_amqp_body")}
 
-    # ---- JSON documents: fixtures, a few demo-stream bodies, the reference samples
+    # ---- JSON documents: fixtures, a few demo-stream bodies, the reference samples if asked for,
+    # generated bodies (last, so that the seeds of the others do not depend on them)
     docs = []
     for name in sorted(os.listdir(FIXTURES)):
         if name.endswith(".json"):
             docs.append((name, read(os.path.join(FIXTURES, name))))
     for n, line in enumerate(read(os.path.join(FIXTURES, "demo-stream.ndjson")).splitlines()[:40:8]):
         docs.append(("demo-stream:%d" % n, line))
-    if os.path.isdir(args.reference):
+    if args.reference:
+        if not os.path.isdir(args.reference):
+            ap.error("--reference %s is not a folder" % args.reference)
         for md in sorted(os.listdir(args.reference)):
             if md.endswith(".md"):
                 for j in json_blocks(os.path.join(args.reference, md)):
                     docs.append((md, json.dumps(j, indent=1).encode()))
-    else:
-        print("make_corpus: no reference at %s: fixtures only" % args.reference, file=sys.stderr)
+    for n, body in enumerate(generated_bodies()):
+        docs.append(("gen_stream:%d" % n, body))
 
     rng = [20251103]
     bodies = []
@@ -198,7 +225,7 @@ def main():
 
     total = 0
     for target, seeds in sorted(corpus.items()):
-        d = os.path.join(HERE, "corpus", target)
+        d = os.path.join(args.out, target)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         for s in seeds:

@@ -79,8 +79,8 @@ struct args {
            "N]\n"
         << "                      [--eventhub-partitions N] [--eventhub-backlog FILE]\n"
            "  --eventhub-backlog FILE  publish every line of FILE (an Event Hub message body, as\n"
-           "                           shared/bench/gen.py writes them) before the lab is ready,\n"
-           "                           round robin over the partitions, enqueued an hour ago\n";
+           "                           tests/bench/gen_stream.py writes them) before the lab is\n"
+           "                           ready, round robin over partitions, enqueued an hour ago\n";
     std::exit(2);
 }
 

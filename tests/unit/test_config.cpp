@@ -1062,3 +1062,53 @@ routing_key_file = "/nonexistent"
         CHECK(ws.size() == 3);
     }
 }
+
+TEST_CASE("webhook and heartbeat URLs can be secrets (url_file, env:) and print redacted",
+          "[config]") {
+    SECTION("webhook url_file") {
+        const std::string text = no_sinks +
+                                 "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\n"
+                                 "url_file = \"/run/credentials/glasswatch.service/hook-url\"\n"
+                                 "signing_secret = \"env:S\"\n";
+        const auto r = parse(text);
+        INFO(all_errors(r));
+        REQUIRE(r.value.has_value());
+        CHECK(r.value->sinks[0].url.empty());  // filled in when the file is loaded
+        CHECK(r.value->sinks[0].url_secret.file == "/run/credentials/glasswatch.service/hook-url");
+    }
+    SECTION("heartbeat url from the environment, no dead-man warning") {
+        const std::string text = minimal + "[heartbeat]\nurl = \"env:GW_PING_URL\"\n";
+        const auto r = parse(text);
+        INFO(all_errors(r));
+        REQUIRE(r.value.has_value());
+        CHECK(r.value->heartbeat.url_secret.env == "GW_PING_URL");
+        CHECK(r.value->heartbeat.url.empty());
+        for (const auto& w : check_config_warnings(
+                 *r.value, [](const std::string&) { return std::optional<unsigned>(0600); }))
+            CHECK(w.key != "heartbeat.url");
+    }
+    SECTION("a plain URL and url_file together are refused") {
+        const std::string text = minimal +
+                                 "[heartbeat]\nurl = \"https://hc-ping.com/abc\"\n"
+                                 "url_file = \"/etc/x\"\n";
+        const auto r = parse(text);
+        REQUIRE_FALSE(r.value.has_value());
+        CHECK_THAT(all_errors(r), Catch::Contains("not both"));
+        CHECK_THAT(all_errors(r), !Catch::Contains("hc-ping.com/abc"));
+    }
+    SECTION("url_file is a known key only where a URL may be a secret") {
+        const std::string text = no_sinks +
+                                 "[[sinks]]\nname = \"pd\"\ntype = \"pagerduty\"\n"
+                                 "url_file = \"/etc/x\"\nrouting_key = \"env:K\"\n";
+        CHECK_THAT(all_errors(parse(text)), Catch::Contains("url_file"));
+    }
+    SECTION("redaction keeps scheme, host and port only") {
+        CHECK(redact_url("https://hc-ping.com/3f1c2b7e-9d4a") == "https://hc-ping.com/\u2026");
+        CHECK(redact_url("https://Hooks.Example.net:8443/T000/B000/XXXX?x=1") ==
+              "https://hooks.example.net:8443/\u2026");
+        CHECK(redact_url("http://127.0.0.1:9000") == "http://127.0.0.1:9000");
+        CHECK(redact_url("") == "");
+        CHECK(check_alert_endpoint_url("ftp://x/y") != "");
+        CHECK(check_alert_endpoint_url("https://hooks.example.net/x") == "");
+    }
+}

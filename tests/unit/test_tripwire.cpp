@@ -212,3 +212,54 @@ TEST_CASE("tripwire: active use counts sign-in times so a caught-up backlog is n
     REQUIRE(a);
     CHECK(a->summary.find("3 sign-ins") != std::string::npos);
 }
+
+TEST_CASE(
+    "tripwire: a source rebuilt by a reload has no verdict until it polls: firing "
+    "conditions neither recover nor fire again",
+    "[tripwire][reload]") {
+    tripwire t(cfg());
+    source_snapshot g = healthy(s(2000));
+    g.failing_since = s(2000);
+    g.last_error = "HTTP 503";
+    REQUIRE(t.evaluate(at(s(2300), g)).size() == 1);  // source_error fires
+    source_snapshot e = healthy(s(2300));
+    e.name = "eventhub";
+    e.lag = s(700);
+    REQUIRE(t.evaluate(at(s(2301), e)).size() == 1);  // source_lagging fires
+
+    // The reload: new thresholds, fresh sources that have not polled yet.
+    tripwire_config c = cfg();
+    c.source_error_threshold = std::chrono::seconds(60);
+    t.reconfigure(c);
+    source_snapshot fresh_g;
+    fresh_g.name = "graph";
+    source_snapshot fresh_e;
+    fresh_e.name = "eventhub";
+    CHECK(t.evaluate(at(s(2302), fresh_g)).empty());  // no false "recovered"
+    CHECK(t.evaluate(at(s(2303), fresh_e)).empty());
+    CHECK(t.is_firing("graph/error"));
+    CHECK(t.is_firing("eventhub/lag"));
+
+    // Still failing after the reload: the same episode, no second page.
+    fresh_g.failing_since = s(2310);
+    CHECK(t.evaluate(at(s(2400), fresh_g)).empty());
+    // It polls: one recovery, with the first episode.
+    auto r = t.evaluate(at(s(2401), healthy(s(2401))));
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].rule == "source_error_recovered");
+    CHECK(r[0].episode == std::to_string(s(2000)));
+
+    // A reload that drops the Event Hub ends its conditions without an alert.
+    auto dropped = t.keep_sources({"graph"});
+    CHECK(dropped == std::vector<std::string>{"eventhub/lag"});
+    CHECK_FALSE(t.is_firing("eventhub/lag"));
+    CHECK(t.firing().empty());
+}
+
+TEST_CASE("tripwire: every condition has a key for the 0/1 metric", "[tripwire]") {
+    CHECK(tripwire::condition_keys({"graph", "eventhub"}) ==
+          std::vector<std::string>{"store/unwritable", "graph/error", "graph/silent", "graph/lag",
+                                   "eventhub/error", "eventhub/silent", "eventhub/lag"});
+    tripwire t(cfg());
+    CHECK_FALSE(t.is_firing("graph/error"));
+}
