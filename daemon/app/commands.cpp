@@ -28,6 +28,7 @@
 #include "app/cli_args.hpp"
 #include "app/config_file.hpp"
 #include "app/daemon.hpp"
+#include "core/graph_query.hpp"
 #include "core/json_text.hpp"
 #include "core/pipeline.hpp"
 #include "core/replay_splitter.hpp"
@@ -101,6 +102,19 @@ int cmd_check_config(const std::vector<std::string>& args) {
                     cfg->graph.client_secret.present()
                         ? ("client secret from " + cfg->graph.client_secret.describe()).c_str()
                         : ("certificate " + cfg->graph.certificate_file).c_str());
+        const auto plan = core::plan_streams(cfg->graph, cfg->watch);
+        std::string reads;
+        for (auto k : plan.read)
+            reads += (reads.empty() ? "" : ", ") + std::string(core::stream_name(k));
+        std::printf("    reads: %s\n", reads.empty() ? "(nothing)" : reads.c_str());
+        for (const auto& [k, why] : plan.skipped)
+            std::printf("    not read: %s (%s)\n", std::string(core::stream_name(k)).c_str(),
+                        why.c_str());
+        if (cfg->graph.full_stream)
+            std::printf(
+                "    full_stream: every record of every stream is read on every poll, "
+                "over the whole lookback: the cost grows with the tenant; the Event Hub "
+                "is the path for whole-stream reading at scale\n");
     }
     if (cfg->eventhub.enabled)
         std::printf("  - eventhub: consumer group %s, connection string from %s\n",
@@ -173,14 +187,15 @@ int cmd_check_config(const std::vector<std::string>& args) {
         // Every stream costs at least one request per poll; the reports API limit stretches the
         // cycle when there are more streams than the interval allows.
         const double min_cycle_s =
-            10.0 * static_cast<double>(cfg->graph.kinds.size()) / cfg->graph.max_requests_per_10s;
+            10.0 * static_cast<double>(core::plan_streams(cfg->graph, cfg->watch).read.size()) /
+            cfg->graph.max_requests_per_10s;
         if (min_cycle_s > static_cast<double>(cfg->graph.poll_interval.count()))
-            warnings.push_back({"sources.graph.poll_interval",
-                                "with " + std::to_string(cfg->graph.kinds.size()) +
-                                    " streams and " +
-                                    std::to_string(cfg->graph.max_requests_per_10s) +
-                                    " requests per 10 s, a poll cycle takes at least " +
-                                    std::to_string(static_cast<int>(min_cycle_s + 0.5)) + "s"});
+            warnings.push_back(
+                {"sources.graph.poll_interval",
+                 "with " + std::to_string(core::plan_streams(cfg->graph, cfg->watch).read.size()) +
+                     " streams and " + std::to_string(cfg->graph.max_requests_per_10s) +
+                     " requests per 10 s, a poll cycle takes at least " +
+                     std::to_string(static_cast<int>(min_cycle_s + 0.5)) + "s"});
     }
     for (const auto& w : warnings)
         std::printf("warning: %s: %s\n", w.key.c_str(), w.message.c_str());

@@ -78,6 +78,8 @@ std::unique_ptr<generation> generation::build(io::runtime& rt, core::config cfg,
                                      s.token = h.token;
                                      s.records = h.records;
                                      s.rejected = h.rejected;
+                                     s.polls = h.polls;
+                                     s.requests = h.requests;
                                      return s;
                                  },
                                  [t] { return t->expires_at(); }});

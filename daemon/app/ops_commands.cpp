@@ -278,8 +278,10 @@ int cmd_status(const std::vector<std::string>& args) {
     std::printf("alerts:\n");
     each("glasswatch_alerts_total",
          [&](const std::string& l, double v) { std::printf("  %-28s %.0f\n", l.c_str(), v); });
-    each("glasswatch_tripwire_firing",
-         [&](const std::string& l, double) { std::printf("FIRING: %s\n", l.c_str()); });
+    // Every condition is listed, 0 or 1: only the firing ones are news.
+    each("glasswatch_tripwire_firing", [&](const std::string& l, double v) {
+        if (v > 0) std::printf("FIRING: %s\n", l.c_str());
+    });
     return is_ready ? exit_ok : exit_failure;
 }
 

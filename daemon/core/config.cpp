@@ -725,6 +725,12 @@ void parse_account(table_reader& r, watched_account& a, parse_state& st) {
         }
     }
     r.get_string("label", a.label);
+    static constexpr std::array<std::pair<std::string_view, account_type>, 3> types{{
+        {"user", account_type::user},
+        {"service_principal", account_type::service_principal},
+        {"managed_identity", account_type::managed_identity},
+    }};
+    read_enum(r, "type", types, a.type);
     r.finish();
 }
 

@@ -30,10 +30,16 @@ struct secret_ref {
 
 enum class cloud_kind { public_cloud, usgov, usgov_dod, china };
 
+// What a watched object id is. Break-glass accounts are users; a tenant may also watch a service
+// principal or a managed identity (an emergency automation identity). It decides which Graph
+// sign-in streams need to be read at all (app and managed-identity sign-ins carry no user).
+enum class account_type { user, service_principal, managed_identity };
+
 struct watched_account {
     std::string object_id;  // lower-case GUID
     std::string upn;        // lower-case, optional
     std::string label;      // optional, shown in alerts ("bg-admin-1")
+    account_type type = account_type::user;
 };
 
 struct watchlist_config {

@@ -87,19 +87,55 @@ std::string build_poll_url(std::string_view graph_base, graph_kind k, micros fro
         path = type ? "/beta/auditLogs/signIns" : "/v1.0/auditLogs/signIns";
         filter = "createdDateTime ge " + since;
         if (type) filter += std::string(" and signInEventTypes/any(t: t eq '") + type + "')";
-        bool user_stream = k == graph_kind::interactive || k == graph_kind::non_interactive;
-        if (!full_stream && user_stream && !wl.accounts().empty()) {
-            std::string any;
-            for (const auto& a : wl.accounts()) {
+        const bool user_stream = k == graph_kind::interactive || k == graph_kind::non_interactive;
+        const account_type wanted = k == graph_kind::service_principal
+                                        ? account_type::service_principal
+                                        : account_type::managed_identity;
+        std::string any;
+        for (const auto& a : wl.accounts()) {
+            if (user_stream) {
+                // A user's sign-ins: every watched account that is not an app identity.
+                if (a.type != account_type::user) continue;
                 if (!any.empty()) any += " or ";
                 any += "userId eq '" + a.object_id + "'";
+            } else if (a.type == wanted) {
+                if (!any.empty()) any += " or ";
+                any += "servicePrincipalId eq '" + a.object_id + "'";
             }
-            filter += " and (" + any + ")";
         }
+        if (!full_stream && !any.empty()) filter += " and (" + any + ")";
     }
     std::string url = base + path + "?$filter=" + url_encode(filter);
     if (top > 0) url += "&$top=" + std::to_string(top);
     return url;
+}
+
+stream_plan plan_streams(const graph_source_config& g, const watchlist_config& w) {
+    stream_plan p;
+    auto watches = [&w](account_type t) {
+        for (const auto& a : w.accounts)
+            if (a.type == t) return true;
+        return false;
+    };
+    for (graph_kind k : g.kinds) {
+        if (!g.full_stream) {
+            if (k == graph_kind::service_principal && !watches(account_type::service_principal)) {
+                p.skipped.emplace_back(k, "no watched account has type = \"service_principal\"");
+                continue;
+            }
+            if (k == graph_kind::managed_identity && !watches(account_type::managed_identity)) {
+                p.skipped.emplace_back(k, "no watched account has type = \"managed_identity\"");
+                continue;
+            }
+            if ((k == graph_kind::interactive || k == graph_kind::non_interactive) &&
+                !watches(account_type::user)) {
+                p.skipped.emplace_back(k, "no watched account has type = \"user\"");
+                continue;
+            }
+        }
+        p.read.push_back(k);
+    }
+    return p;
 }
 
 int smaller_page_top(int top) noexcept {

@@ -20,11 +20,21 @@ std::string_view stream_name(graph_kind k) noexcept;  // "interactive", "audit",
 std::string checkpoint_key(graph_kind k);             // "graph:interactive", ...
 signin_type signin_of(graph_kind k) noexcept;         // none for audit
 
+// The streams a poll reads, out of the configured `kinds`, and why a configured one is not read.
+// Service-principal and managed-identity sign-ins can only concern a watched service principal or
+// managed identity ([[watch.accounts]] type); without one they cost requests and find nothing —
+// unless full_stream asks for every record (silence detection).
+struct stream_plan {
+    std::vector<graph_kind> read;
+    std::vector<std::pair<graph_kind, std::string>> skipped;  // stream, why
+};
+stream_plan plan_streams(const graph_source_config& g, const watchlist_config& w);
+
 // First-page URL of a poll for stream `k`, reading records created at or after `from`.
 // Sign-ins: v1.0 for interactive (the only kind v1.0 serves), beta + signInEventTypes for the
 // others. Unless `full_stream`, the filter is narrowed to the watched ids where Graph allows it
-// (user sign-ins by userId; audits by initiator or target id); service-principal and
-// managed-identity sign-ins are always read in full (they carry no user id to filter on).
+// (user sign-ins by userId; service-principal and managed-identity sign-ins by
+// servicePrincipalId of the watched ones of that type; audits by initiator or target id).
 // `top` > 0 asks for pages of at most that many records ($top; 0 = Graph's default, 1000).
 std::string build_poll_url(std::string_view graph_base, graph_kind k, micros from,
                            const watchlist& wl, bool full_stream, int top = 0);

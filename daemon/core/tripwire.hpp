@@ -41,6 +41,7 @@ struct source_snapshot {
     micros lag = 0;                             // how far behind the newest event; 0 = unknown
     bool stuck = false;
     std::uint64_t records = 0;                      // records read so far (metrics)
+    std::uint64_t polls = 0, requests = 0;          // polling sources: cycles and requests sent
     std::map<std::string, std::uint64_t> rejected;  // input refused, by reason (metrics)
 };
 

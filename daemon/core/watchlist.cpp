@@ -6,7 +6,7 @@ namespace glasswatch::core {
 
 watchlist::watchlist(const watchlist_config& cfg) {
     for (const auto& a : cfg.accounts) {
-        watched_account w{to_lower_ascii(a.object_id), to_lower_ascii(a.upn), a.label};
+        watched_account w{to_lower_ascii(a.object_id), to_lower_ascii(a.upn), a.label, a.type};
         if (w.label.empty()) w.label = !w.upn.empty() ? w.upn : w.object_id;
         by_id_.emplace(w.object_id, accounts_.size());
         if (!w.upn.empty()) by_upn_.emplace(w.upn, accounts_.size());

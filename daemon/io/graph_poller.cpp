@@ -30,6 +30,7 @@ graph_poller::graph_poller(runtime& rt, https_client& http, token_provider& toke
              cfg.graph.max_requests_per_10s) {
     backoff_.initial = 2s;
     backoff_.max = 120s;
+    plan_ = core::plan_streams(cfg.graph, cfg.watch);
 }
 
 void graph_poller::stop() {
@@ -75,7 +76,7 @@ asio::awaitable<void> graph_poller::run() {
     if (!loaded_) {
         auto load = [](store& db) { return db.load_checkpoints("graph:"); };
         auto saved = co_await rt_.on_store(std::move(load));
-        for (auto kind : cfg_.graph.kinds) {
+        for (auto kind : plan_.read) {
             for (const auto& c : saved) {
                 if (c.source != core::checkpoint_key(kind)) continue;
                 if (auto cur = core::graph_cursor::from_json(c.position))
@@ -88,13 +89,21 @@ asio::awaitable<void> graph_poller::run() {
         }
         loaded_ = true;
     }
-    spdlog::info("graph: polling {} every {}s ({} stream(s), lookback {}s)", graph_.base(),
-                 cfg_.graph.poll_interval.count(), cfg_.graph.kinds.size(),
-                 cfg_.graph.lookback.count());
+    std::string streams;
+    for (auto kind : plan_.read)
+        streams += (streams.empty() ? "" : ", ") + std::string(core::stream_name(kind));
+    spdlog::info("graph: polling {} every {}s ({} stream(s): {}; lookback {}s{})", graph_.base(),
+                 cfg_.graph.poll_interval.count(), plan_.read.size(), streams,
+                 cfg_.graph.lookback.count(),
+                 cfg_.graph.full_stream ? ", full stream" : ", filtered to the watched ids");
+    for (const auto& [kind, why] : plan_.skipped)
+        spdlog::info("graph: not reading {} sign-ins: {}", core::stream_name(kind), why);
     int failures = 0;
     while (!graph_.stopping()) {
-        bool any_ok = false;
-        for (auto kind : cfg_.graph.kinds) {
+        const core::micros cycle_started = steady_micros();
+        // Nothing to read for these watched accounts is not a failure of the source.
+        bool any_ok = plan_.read.empty();
+        for (auto kind : plan_.read) {
             if (graph_.stopping()) break;
             const bool ok = co_await poll_stream(kind);
             if (graph_.stopping()) break;
@@ -103,7 +112,13 @@ asio::awaitable<void> graph_poller::run() {
         }
         if (graph_.stopping()) break;
         ++health_.polls;
-        std::chrono::milliseconds wait = cfg_.graph.poll_interval;
+        // poll_interval is the period of the cycles, not a pause after each: a cycle that took
+        // 3 s of a 30 s interval starts the next one 27 s later (the limiter still paces every
+        // request), so an event waits at most one interval for the poll that reads it.
+        const auto took = std::chrono::milliseconds((steady_micros() - cycle_started) / 1000);
+        std::chrono::milliseconds wait = std::max(
+            std::chrono::milliseconds(0),
+            std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.graph.poll_interval) - took);
         if (any_ok) {
             health_.last_success = wall_now();
             failures = 0;

@@ -76,6 +76,7 @@ private:
     // may (see io::thread_pair).
     graph_fetcher graph_;
     core::backoff_policy backoff_;
+    core::stream_plan plan_;  // the streams read (core::plan_streams), fixed for this config
     std::map<core::graph_kind, core::graph_cursor> cursors_;
     std::map<core::graph_kind, int> page_top_;  // $top per stream; 0 = Graph's default
     // When each stream started failing (0 = its last poll succeeded). A stream's clock is its

@@ -13,6 +13,7 @@
 
 #include "core/metrics.hpp"
 #include "core/routing.hpp"
+#include "io/process_stats.hpp"
 
 namespace glasswatch::io {
 
@@ -308,6 +309,19 @@ std::string monitor::metrics_text() const {
     const auto& ps = pipeline_.stats();
 
     add("glasswatch_up", "1 while the main loop ticks", "gauge", one(live() ? 1 : 0));
+    add("glasswatch_build_info", "The running build (always 1)", "gauge",
+        {{{{"version", GLASSWATCH_VERSION}}, 1.0}});
+    const process_stats proc = read_process_stats();
+    auto opt = [&](const char* name, const char* help, const char* type, auto v) {
+        if (v) add(name, help, type, one(static_cast<double>(*v)));
+    };
+    opt("process_start_time_seconds", "Start time of the process (unix time)", "gauge",
+        proc.start_time_s);
+    opt("process_resident_memory_bytes", "Resident memory size", "gauge", proc.resident_bytes);
+    opt("process_virtual_memory_bytes", "Virtual memory size", "gauge", proc.virtual_bytes);
+    opt("process_open_fds", "Open file descriptors", "gauge", proc.open_fds);
+    opt("process_max_fds", "Maximum number of open file descriptors", "gauge", proc.max_fds);
+    opt("process_cpu_seconds_total", "User and system CPU time", "counter", proc.cpu_seconds);
     add("glasswatch_start_time_seconds", "When the daemon started (unix time)", "gauge",
         one(static_cast<double>(mem_.process_started) / second));
     add("glasswatch_bodies_total", "Pages / message bodies read from all sources", "counter",
@@ -329,27 +343,38 @@ std::string monitor::metrics_text() const {
     add("glasswatch_records_skipped_total", "Records of categories glasswatch does not handle",
         "counter", skipped);
 
-    std::vector<metric_sample> recs, last_ok, failing, lag, expiry, rejected;
+    std::vector<metric_sample> recs, last_ok, failing, lag, expiry, rejected, polls, requests;
     for (const auto& p : sources_) {
         auto s = p.snapshot();
         recs.push_back({{{"source", s.name}}, static_cast<double>(s.records)});
+        if (p.token_expiry) {  // the polling sources
+            polls.push_back({{{"source", s.name}}, static_cast<double>(s.polls)});
+            requests.push_back({{{"source", s.name}}, static_cast<double>(s.requests)});
+        }
         for (const auto& [reason, n] : s.rejected)
             rejected.push_back({{{"source", s.name}, {"reason", reason}}, static_cast<double>(n)});
         last_ok.push_back({{{"source", s.name}}, static_cast<double>(s.last_success) / second});
         failing.push_back({{{"source", s.name}}, s.failing_since != 0 ? 1.0 : 0.0});
-        lag.push_back({{{"source", s.name}}, static_cast<double>(s.lag) / second});
+        // 0 means "not known" (Graph has no way to tell): absent, not a lag of 0 s.
+        if (s.lag > 0) lag.push_back({{{"source", s.name}}, static_cast<double>(s.lag) / second});
         if (p.token_expiry)
             expiry.push_back(
                 {{{"source", s.name}}, static_cast<double>(p.token_expiry()) / second});
     }
     add("glasswatch_source_records_total", "Records read per source", "counter", recs);
+    add("glasswatch_source_polls_total", "Poll cycles completed per polling source", "counter",
+        polls);
+    add("glasswatch_source_requests_total",
+        "Requests a polling source sent (what the service's rate limit counts)", "counter",
+        requests);
     add("glasswatch_source_rejected_total",
         "Input a source refused (oversized, unreadable, off-host or looping nextLink), by reason",
         "counter", rejected);
     add("glasswatch_source_last_success_timestamp_seconds", "Last complete poll per source",
         "gauge", last_ok);
     add("glasswatch_source_failing", "1 while a source is failing", "gauge", failing);
-    add("glasswatch_source_lag_seconds", "How far a source is behind (0 = unknown)", "gauge", lag);
+    add("glasswatch_source_lag_seconds",
+        "How far a source is behind (no sample while it is not known)", "gauge", lag);
     add("glasswatch_token_expiry_timestamp_seconds", "Expiry of the current access token", "gauge",
         expiry);
 

@@ -86,3 +86,37 @@ TEST_CASE("poller: a refused client secret is reported by class", "[poller]") {
     CHECK(fx.health.last_error.find("AADSTS7000222") != std::string::npos);
     CHECK(fx.health.last_error.find("lab-secret-value") == std::string::npos);
 }
+
+TEST_CASE(
+    "poller: app and managed-identity sign-ins cost nothing unless such an identity is "
+    "watched, and every sign-in request is narrowed to the watched ids",
+    "[poller][cost]") {
+    poller_fixture fx;
+    fx.cfg.graph.kinds = {core::graph_kind::interactive, core::graph_kind::non_interactive,
+                          core::graph_kind::service_principal, core::graph_kind::managed_identity,
+                          core::graph_kind::audit};
+    std::vector<std::string> ids{fx.control("signin", {{"user", "bg1"}})["id"]};
+    fx.run([&](io::store&) { return false; }, 5s);  // several whole poll cycles
+    CHECK(fx.run([&](io::store& s) { return alerted(s, ids); }, 20s));
+    auto st = fx.lab->stats();
+    INFO(st.dump());
+    const auto& by_type = st["signin_requests_by_type"];
+    CHECK(by_type.value("interactiveUser", 0) >= 1);
+    CHECK(by_type.value("nonInteractiveUser", 0) >= 1);
+    CHECK(by_type.value("servicePrincipal", 0) == 0);  // only users are watched
+    CHECK(by_type.value("managedIdentity", 0) == 0);
+    CHECK(st["unfiltered_signin_requests"].get<int>() == 0);
+
+    // A watched service principal: its stream is read, narrowed to it, and its sign-in alerted.
+    poller_fixture app;
+    core::watched_account sp{"ac1b1732-bf51-4dd1-9fcc-801cbaa9c790", "", "automation"};
+    sp.type = core::account_type::service_principal;
+    app.cfg.watch.accounts.push_back(sp);
+    app.cfg.graph.kinds = fx.cfg.graph.kinds;
+    app.run([&](io::store&) { return false; }, 4s);
+    auto st2 = app.lab->stats();
+    INFO(st2.dump());
+    CHECK(st2["signin_requests_by_type"].value("servicePrincipal", 0) >= 1);
+    CHECK(st2["signin_requests_by_type"].value("managedIdentity", 0) == 0);
+    CHECK(st2["unfiltered_signin_requests"].get<int>() == 0);
+}

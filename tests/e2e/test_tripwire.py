@@ -15,6 +15,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -79,6 +80,7 @@ ca_file = "{lab.info['ca_file']}"
 
     threading.Thread(target=feeder, daemon=True).start()
     env = dict(os.environ, GLASSWATCH_TEST_STORE_FULL_FILE=full_flag)
+    daemon_started = time.time()
     daemon = Daemon(a.glasswatch, cfg, wd.path, env=env)
 
     def rules():
@@ -103,6 +105,19 @@ ca_file = "{lab.info['ca_file']}"
     check(status == 200 and 'glasswatch_alerts_total{rule="source_silent"} 1' in body, "/metrics counts alerts by rule")
     check('glasswatch_source_last_success_timestamp_seconds{source="graph"}' in body, "/metrics has the last good poll")
     check("glasswatch_token_expiry_timestamp_seconds" in body and "glasswatch_outbox_depth" in body, "/metrics has token expiry and outbox depth")
+    check(re.search(r'^glasswatch_build_info\{version="\d+\.\d+\.\d+"\} 1$', body, re.M) is not None,
+          "/metrics has glasswatch_build_info{version}")
+    for name in ["process_start_time_seconds", "process_resident_memory_bytes", "process_open_fds",
+                 "process_max_fds", "process_cpu_seconds_total"]:
+        m = re.search(rf"^{name} (\S+)$", body, re.M)
+        check(m is not None and float(m.group(1)) > 0, f"/metrics has {name} ({m.group(1) if m else None})")
+    started = float(re.search(r"^process_start_time_seconds (\S+)$", body, re.M).group(1))
+    check(abs(started - daemon_started) < 5, f"process start time is the daemon's ({started - daemon_started:+.2f} s)")
+    for cond in ["store/unwritable", "graph/error", "graph/silent", "graph/lag"]:
+        check(re.search(rf'^glasswatch_tripwire_firing\{{condition="{cond}"\}} [01]$', body, re.M) is not None,
+              f"glasswatch_tripwire_firing lists {cond} (0 or 1) before it ever fires")
+    check('glasswatch_source_lag_seconds{source="graph"}' not in body,
+          "Graph's lag is not known: no sample (not a false 0)")
     check(wait_for(lambda: json.loads(json.dumps(lab.control("GET", "/lab/sinks")))["pings"], 10), "heartbeat pings the dead-man switch")
 
     # ---- token refused -------------------------------------------------------------------------

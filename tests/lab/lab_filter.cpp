@@ -255,6 +255,11 @@ private:
             if (!v) return std::nullopt;
             return filter_atom{filter_atom::what::user_id, 0, *v};
         }
+        if (signins && iequals(prop, "servicePrincipalId")) {
+            auto v = eq_string(prop);
+            if (!v) return std::nullopt;
+            return filter_atom{filter_atom::what::sp_id, 0, *v};
+        }
         if (signins && iequals(prop, "signInEventTypes/any")) {
             if (in_group) return fail("signInEventTypes/any() cannot be part of an 'or' group");
             out.uses_event_types = true;
@@ -337,6 +342,9 @@ bool filter_matches(const parsed_filter& f, const filter_view& v) {
                     break;
                 case filter_atom::what::user_id:
                     any = iequals(v.user_id, a.value);
+                    break;
+                case filter_atom::what::sp_id:
+                    any = !v.sp_id.empty() && iequals(v.sp_id, a.value);
                     break;
                 case filter_atom::what::event_type:
                     any = v.event_type == a.value;

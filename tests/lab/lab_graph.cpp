@@ -128,6 +128,11 @@ struct stats_state {
     std::size_t max_in_window = 0;
     std::map<std::string, std::uint64_t> by_path;
     std::map<std::string, std::string> last_filter;
+    // Sign-in requests per signInEventTypes value asked for ("interactiveUser" for v1.0
+    // requests without one), and those not narrowed to any id (userId / servicePrincipalId):
+    // what a poll costs, stream by stream.
+    std::map<std::string, std::uint64_t> signin_requests_by_type;
+    std::uint64_t unfiltered_signin_requests = 0;
     std::map<std::string, std::uint64_t> served;
     std::map<std::string, std::size_t> max_by_client;
 };
@@ -177,6 +182,7 @@ filter_view view_of(const json& body, log_kind kind, std::int64_t fallback_creat
     v.created_us = t ? *t : fallback_created;
     if (kind == log_kind::sign_ins) {
         v.user_id = json_string(body, "userId");
+        v.sp_id = json_string(body, "servicePrincipalId");
         v.event_type = "interactiveUser";
         if (auto it = body.find("signInEventTypes");
             it != body.end() && it->is_array() && !it->empty() && it->front().is_string())
@@ -717,6 +723,9 @@ struct lab_tenant::state {
         std::uint64_t served_total = 0;
         for (const auto& [k, v] : st.by_path)
             by_path[k] = v;
+        json by_type = json::object();
+        for (const auto& [k, v] : st.signin_requests_by_type)
+            by_type[k] = v;
         for (const auto& [k, v] : st.last_filter)
             last[k] = v;
         for (const auto& [k, v] : st.served) {
@@ -744,6 +753,8 @@ struct lab_tenant::state {
                 {"throttle_window_s", faults.throttle_window_s},
                 {"throttle_limit", faults.throttle_limit},
                 {"by_path", by_path},
+                {"signin_requests_by_type", by_type},
+                {"unfiltered_signin_requests", st.unfiltered_signin_requests},
                 {"last_filter", last},
                 {"served", served},
                 {"served_total", served_total},
@@ -955,8 +966,22 @@ struct lab_tenant::state {
             if (nb != retry_not_before.end() && t < nb->second) ++st.early_requests;
         }
 
-        for (const auto& [name, value] : parse_params(query_of(req)))
-            if (iequals(name, "$filter")) st.last_filter[path] = value;
+        for (const auto& [name, value] : parse_params(query_of(req))) {
+            if (!iequals(name, "$filter")) continue;
+            st.last_filter[path] = value;
+            if (kind != log_kind::sign_ins || directory) continue;
+            std::string type = "interactiveUser";
+            for (const char* tname :
+                 {"nonInteractiveUser", "servicePrincipal", "managedIdentity", "interactiveUser"})
+                if (value.find(std::string("eq '") + tname + "'") != std::string::npos) {
+                    type = tname;
+                    break;
+                }
+            ++st.signin_requests_by_type[type];
+            if (value.find("userId eq") == std::string::npos &&
+                value.find("servicePrincipalId eq") == std::string::npos)
+                ++st.unfiltered_signin_requests;
+        }
 
         if (faults.graph_transport != "none") {
             test::server_response r;

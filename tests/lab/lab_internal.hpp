@@ -80,6 +80,7 @@ struct filter_atom {
         time_ge,       // createdDateTime / activityDateTime ge
         time_le,       // ... le
         user_id,       // signIns: userId eq
+        sp_id,         // signIns: servicePrincipalId eq
         event_type,    // signIns: signInEventTypes/any(t: t eq '...')
         initiator_id,  // audits: initiatedBy/user/id eq
         target_id,     // audits: targetResources/any(t: t/id eq '...')
@@ -102,6 +103,7 @@ std::optional<parsed_filter> parse_filter(std::string_view text, log_kind kind, 
 struct filter_view {
     std::int64_t created_us = 0;
     std::string user_id;
+    std::string sp_id;       // servicePrincipalId; empty on user sign-ins (Graph sends "")
     std::string event_type;  // "interactiveUser", ...; empty for audits
     std::string initiator_id;
     std::vector<std::string> target_ids;

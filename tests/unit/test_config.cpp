@@ -1112,3 +1112,20 @@ TEST_CASE("webhook and heartbeat URLs can be secrets (url_file, env:) and print 
         CHECK(check_alert_endpoint_url("https://hooks.example.net/x") == "");
     }
 }
+
+TEST_CASE("a watched account may be a service principal or a managed identity", "[config]") {
+    const std::string text =
+        minimal +
+        "[[watch.accounts]]\nobject_id = "
+        "\"ac1b1732-bf51-4dd1-9fcc-801cbaa9c790\"\ntype = \"service_principal\"\n";
+    const auto r = parse(text);
+    INFO(all_errors(r));
+    REQUIRE(r.value.has_value());
+    CHECK(r.value->watch.accounts.front().type == account_type::user);  // the default
+    CHECK(r.value->watch.accounts.back().type == account_type::service_principal);
+    const std::string bad = minimal +
+                            "[[watch.accounts]]\nobject_id = "
+                            "\"ac1b1732-bf51-4dd1-9fcc-801cbaa9c790\"\ntype = \"app\"\n";
+    CHECK_THAT(all_errors(parse(bad)),
+               Catch::Contains("expected user, service_principal or managed_identity"));
+}

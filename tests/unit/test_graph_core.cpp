@@ -181,7 +181,7 @@ TEST_CASE(
         std::string::npos);
     auto sp = build_poll_url("https://graph.microsoft.com", graph_kind::service_principal, from, wl,
                              false);
-    CHECK(url_decode(sp).find("userId") == std::string::npos);  // nothing to narrow on
+    CHECK(url_decode(sp).find("userId") == std::string::npos);  // users are not app identities
     CHECK(url_decode(sp).find("t eq 'servicePrincipal'") != std::string::npos);
     auto au = url_decode(
         build_poll_url("https://graph.microsoft.com", graph_kind::audit, from, wl, false));
@@ -194,6 +194,51 @@ TEST_CASE(
     auto full = url_decode(
         build_poll_url("https://graph.microsoft.com", graph_kind::interactive, from, wl, true));
     CHECK(full.find("userId") == std::string::npos);
+}
+
+TEST_CASE(
+    "streams: app and managed-identity sign-ins are read only for a watched app identity, "
+    "and then filtered to it",
+    "[graph]") {
+    graph_source_config g;  // default kinds: all five
+    watchlist_config users;
+    users.accounts.push_back({"0b7e3f1a-5c2d-4e8f-9a6b-1c2d3e4f5a6b", "", "bg1"});
+    auto p = plan_streams(g, users);
+    CHECK(p.read == std::vector<graph_kind>{graph_kind::interactive, graph_kind::non_interactive,
+                                            graph_kind::audit});
+    REQUIRE(p.skipped.size() == 2);
+    CHECK(p.skipped[0].first == graph_kind::service_principal);
+    CHECK(p.skipped[0].second.find("service_principal") != std::string::npos);
+    CHECK(p.skipped[1].first == graph_kind::managed_identity);
+
+    watchlist_config mixed = users;
+    watched_account app{"ac1b1732-bf51-4dd1-9fcc-801cbaa9c790", "", "break-glass-app"};
+    app.type = account_type::service_principal;
+    mixed.accounts.push_back(app);
+    p = plan_streams(g, mixed);
+    CHECK(p.read.size() == 4);  // + service principals; managed identities still skipped
+    CHECK(p.skipped.size() == 1);
+    watchlist wl(mixed);
+    micros from = *parse_iso8601("2025-11-03T14:00:00Z");
+    auto sp = url_decode(build_poll_url("https://graph.microsoft.com",
+                                        graph_kind::service_principal, from, wl, false));
+    CHECK(sp.find("t eq 'servicePrincipal') and (servicePrincipalId eq "
+                  "'ac1b1732-bf51-4dd1-9fcc-801cbaa9c790')") != std::string::npos);
+    auto ui = url_decode(
+        build_poll_url("https://graph.microsoft.com", graph_kind::interactive, from, wl, false));
+    CHECK(ui.find("userId eq '0b7e3f1a") != std::string::npos);
+    CHECK(ui.find("ac1b1732") == std::string::npos);  // an app identity never signs in as a user
+
+    // full_stream reads every configured stream, unfiltered (silence detection, at a cost).
+    g.full_stream = true;
+    CHECK(plan_streams(g, users).read.size() == 5);
+    CHECK(plan_streams(g, users).skipped.empty());
+    // Only an app identity watched: no user stream to read.
+    watchlist_config apps;
+    apps.accounts.push_back(app);
+    g.full_stream = false;
+    p = plan_streams(g, apps);
+    CHECK(p.read == std::vector<graph_kind>{graph_kind::service_principal, graph_kind::audit});
 }
 
 TEST_CASE("nextLinks must stay on the Graph origin", "[graph]") {
