@@ -7,11 +7,13 @@ still the same process, the in-flight sign-in is alerted (nothing lost in the sw
 bg-admin-2 sign-in after the reload is alerted. Then an invalid file (a typo in a sink's rules,
 an unset env secret) is loaded: the daemon keeps running on the previous configuration (a
 bg-admin-2 sign-in is still alerted), raises one config_reload_failed warning alert and shows it
-in its metrics; fixing the file and sending SIGHUP again raises the recovery. SIGTERM exits 0."""
+in its metrics; fixing the file and sending SIGHUP again raises the recovery. SIGTERM exits 0.
+Before all that, /healthz answers with 64 idle connections open to the admin port."""
 import argparse
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -64,6 +66,12 @@ try:
                                                    "delay_s": 0})["id"]
 
     check(wait_for(lambda: metric("glasswatch_ready") == 1.0, 20), "daemon ready")
+    # Any local user can open connections to the admin port: 64 idle ones must not blind the probes.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+    st, body = http_get(f"http://127.0.0.1:{port}/healthz")
+    check(st == 200 and body == "ok\n", f"/healthz answers with 64 idle connections open ({st})")
+    for c in idle:
+        c.close()
     ignored = signin("bg2")
     first = signin("bg1")
     check(wait_for(lambda: alerted(first), 15), "bg-admin-1 watched: alerted")
