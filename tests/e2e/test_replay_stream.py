@@ -23,10 +23,12 @@ from common import TENANT, Workdir, check, guid, signin_record  # noqa: E402
 ap = argparse.ArgumentParser()
 ap.add_argument("--glasswatch", required=True)
 ap.add_argument("--gib", type=float, default=1.0)
+# 0: do not check RSS (a sanitizer build: ASan's quarantine and shadow memory are not replay's).
+ap.add_argument("--rss-limit-mib", type=float, default=64)
 a = ap.parse_args()
 
 BG1 = "0b7e3f1a-5c2d-4e8f-9a6b-1c2d3e4f5a6b"
-LIMIT_MIB = 64
+LIMIT_MIB = a.rss_limit_mib
 rng = random.Random(4242)
 
 
@@ -103,7 +105,8 @@ path = "{wd.path}/alerts.jsonl"
     ids = sorted(json.loads(l)["event"]["id"] for l in lines)
     want = sorted(w["properties"]["id"] for w in watched)
     check(ids == want, f"exactly the three break-glass sign-ins are alerted ({len(ids)})")
-    check(rss <= LIMIT_MIB, f"peak RSS {rss:.1f} MiB <= {LIMIT_MIB} MiB for {total / 2**30:.2f} GiB of input")
+    if LIMIT_MIB:
+        check(rss <= LIMIT_MIB, f"peak RSS {rss:.1f} MiB <= {LIMIT_MIB} MiB for {total / 2**30:.2f} GiB of input")
 
     # ---- one 200 MB Graph page ------------------------------------------------------------------
     graph_rec = {"id": None, "createdDateTime": "2025-11-03T14:22:07Z", "userDisplayName": "U",
@@ -136,7 +139,8 @@ path = "{wd.path}/alerts.jsonl"
     check([json.loads(l)["event"]["id"] for l in lines] == [bg_id],
           "the break-glass sign-in deep inside the page is alerted, once")
     check("read in batches of records" in err, "the log says the page was cut")
-    check(rss <= LIMIT_MIB, f"peak RSS {rss:.1f} MiB <= {LIMIT_MIB} MiB for one {target_mb} MB page")
+    if LIMIT_MIB:
+        check(rss <= LIMIT_MIB, f"peak RSS {rss:.1f} MiB <= {LIMIT_MIB} MiB for one {target_mb} MB page")
 finally:
     wd.close()
 print("PASS")
