@@ -827,6 +827,8 @@ eventhub_source::eventhub_source(runtime& rt, core::pipeline& pipeline, ingestor
                                  const core::config& cfg, eventhub_tuning tuning)
     : rt_(rt), pipeline_(pipeline), ingest_(ingest), cfg_(cfg), ec_(cfg.eventhub), tuning_(tuning) {
     if (ec_.sasl == core::eventhub_sasl::plain) tuning_.sasl_plain = true;
+    if (ec_.reconnect_backoff_max) tuning_.backoff_max = *ec_.reconnect_backoff_max;
+    if (ec_.partition_backoff_max) tuning_.partition_backoff_max = *ec_.partition_backoff_max;
     secret_result sec = read_secret(ec_.connection_string, cfg.allow_world_readable_secrets);
     if (!sec.value) {
         error_ = "eventhub connection string: " + sec.error;
