@@ -245,6 +245,7 @@ struct eventhub_source::session final : proton::messaging_handler {
         int failures_in_row = 0;
         bool tried = false;             // its first attach is answered (or failed)
         steady::time_point retry_at{};  // backoff
+        steady::time_point asked_at{};  // info / attaching: answered within phase_timeout
         core::micros down_since = 0;    // wall clock; 0 while receiving
         core::amqp_error_class last_class = core::amqp_error_class::transient;
         std::string last_error;
@@ -262,7 +263,8 @@ struct eventhub_source::session final : proton::messaging_handler {
     std::map<std::string, partition_link> parts;                 // checkpoint key -> link
     std::deque<pending_message> pending;
     std::int64_t token_expiry = 0, token_issued = 0;
-    bool running = false;  // every partition had its first attach answered
+    steady::time_point tokens_sent_at{};  // while tokens_waiting: answered within phase_timeout
+    bool running = false;                 // every partition had its first attach answered
     proton::connection connection;
     std::string sasl_head;  // the connection's first bytes (SASL header + mechanisms)
 
@@ -313,6 +315,7 @@ struct eventhub_source::session final : proton::messaging_handler {
             m.properties().put("name", audience);
             m.body(token);
             ++tokens_waiting;
+            tokens_sent_at = steady::now();
             ++src.health_.token_puts;
             request(cbs, std::move(m), "token:" + hub);
         }
@@ -340,6 +343,13 @@ struct eventhub_source::session final : proton::messaging_handler {
         request(mgmt, std::move(m), "partition:" + hub + "\n" + p);
     }
 
+    // A partition (re)starts: runtime info first; attach() follows the answer.
+    void ask_info(partition_link& pl) {
+        pl.state = link_state::info;
+        pl.asked_at = steady::now();
+        read_partition(pl.hub, pl.id);
+    }
+
     // The periodic READ of every partition (the stuck rule, the lag).
     void read_partitions() {
         for (const auto& [key, pl] : parts)
@@ -359,8 +369,7 @@ struct eventhub_source::session final : proton::messaging_handler {
                 if (auto it = src.committed_.find(key); it != src.committed_.end())
                     pl.after = it->second;
                 src.partition_health(hub, p);
-                pl.state = link_state::info;
-                read_partition(hub, p);
+                ask_info(pl);
             }
         }
         if (parts.empty())
@@ -412,6 +421,7 @@ struct eventhub_source::session final : proton::messaging_handler {
         ++pl.attaches;
         pl.link = connection.open_receiver(address, ro);
         pl.state = link_state::attaching;
+        pl.asked_at = steady::now();
         // Advertised on the attach: a conforming service never sends more (reference
         // §5: Event Hubs caps events at 1 MB); refuse_oversized() handles one that does.
         pn_link_set_max_message_size(link_handle(pl.link).raw(), src.ec_.max_message_size);
@@ -443,7 +453,10 @@ struct eventhub_source::session final : proton::messaging_handler {
 
     // A partition link failed (refused attach, detach, READ failure): this partition only.
     void partition_failed(partition_link& pl, core::amqp_error_class cls, const std::string& why) {
-        src.partition_health(pl.hub, pl.id).attached = false;
+        auto& ph = src.partition_health(pl.hub, pl.id);
+        ph.attached = false;
+        ph.stuck = false;          // its failure is reported instead, and
+        src.stuck_.erase(pl.key);  // its stuck clock starts again once it is read again
         pl.tried = true;
         pl.last_class = cls;
         pl.last_error = why;
@@ -470,15 +483,30 @@ struct eventhub_source::session final : proton::messaging_handler {
         src.notify();
     }
 
-    // Partitions whose back-off is over start again (with a READ). Returns the next retry time.
+    // Partitions whose back-off is over start again (with a READ); a READ or an attach left
+    // unanswered for phase_timeout fails its partition. Returns when to look again.
     steady::time_point retry_due(steady::time_point now, bool& started) {
         steady::time_point next = steady::time_point::max();
+        const auto limit = std::chrono::duration_cast<steady::duration>(src.tuning_.phase_timeout);
         for (auto& [key, pl] : parts) {
+            if (pl.state == link_state::info || pl.state == link_state::attaching) {
+                if (now - pl.asked_at < limit) {
+                    next = std::min(next, pl.asked_at + limit);
+                    continue;
+                }
+                const bool attaching = pl.state == link_state::attaching;
+                if (attaching) pl.link.close();
+                started = true;
+                partition_failed(pl, core::amqp_error_class::transient,
+                                 std::string(attaching ? "attach" : "$management READ") +
+                                     " not answered within " +
+                                     std::to_string(src.tuning_.phase_timeout.count()) + " ms");
+            }
             if (pl.state != link_state::backoff) continue;
             if (pl.retry_at <= now) {
-                pl.state = link_state::info;
                 started = true;
-                read_partition(pl.hub, pl.id);
+                ask_info(pl);
+                next = std::min(next, pl.asked_at + limit);
             } else {
                 next = std::min(next, pl.retry_at);
             }
@@ -663,11 +691,8 @@ struct eventhub_source::session final : proton::messaging_handler {
                 return;
             }
             // A renewed token: the partitions that waited for it start again.
-            for (auto& [key, pl] : parts) {
-                if (pl.state != link_state::token) continue;
-                pl.state = link_state::info;
-                read_partition(pl.hub, pl.id);
-            }
+            for (auto& [key, pl] : parts)
+                if (pl.state == link_state::token) ask_info(pl);
             return;
         }
         if (what.rfind("partition:", 0) == 0) {
@@ -911,13 +936,9 @@ void eventhub_source::on_partition_info(const std::string& hub, const std::strin
     auto it = stuck_.find(key);
     if (it == stuck_.end())
         it = stuck_.emplace(key, core::stuck_detector(tuning_.stuck_after.count() * 1000)).first;
-    if (!ph.attached) {
-        // Not attached (held by another owner, backing off): that failure is reported as such;
-        // the stuck clock starts when it is read again.
-        it->second = core::stuck_detector(tuning_.stuck_after.count() * 1000);
-        ph.stuck = false;
-        return;
-    }
+    // Not attached (held by another owner, backing off, not yet attached): that is reported as
+    // what it is; the stuck rule looks at attached partitions only.
+    if (!ph.attached) return;
     const bool was = ph.stuck;
     ph.stuck = it->second.observe(ph.committed_sequence, last_enqueued, wall_now());
     if (ph.stuck && !was) {
@@ -1242,6 +1263,15 @@ asio::awaitable<void> eventhub_source::connect_once() {
             retry = s->retry_due(now, started);
             if (started) pump->wake();
             update_partition_health(s);
+            const auto put_limit =
+                std::chrono::duration_cast<steady::duration>(tuning_.phase_timeout);
+            if (s->tokens_waiting > 0 && now - s->tokens_sent_at >= put_limit) {
+                fail("put-token not answered within " +
+                         std::to_string(tuning_.phase_timeout.count()) + " ms",
+                     core::amqp_error_class::transient);
+                break;
+            }
+            if (s->tokens_waiting > 0) retry = std::min(retry, s->tokens_sent_at + put_limit);
         }
         // Timed duties first: a backlog that never lets the batches run dry must not starve
         // the token renewal.
