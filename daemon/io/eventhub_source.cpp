@@ -813,7 +813,11 @@ struct eventhub_source::session final : proton::messaging_handler {
             text = text.substr(42);
         if (text.empty()) text = "transport failed";
         if (src.health_.phase == connection_phase::amqp_open) text += sasl_words();
-        src.fail(text, core::amqp_error_class::transient);
+        // SASL refused the credentials: an operator must act (the long back-off), unlike a
+        // transport that merely failed.
+        const bool refused = t.error().name() == "amqp:unauthorized-access";
+        if (refused) ++src.health_.auth_refused;
+        src.fail(text, refused ? core::amqp_error_class::fatal : core::amqp_error_class::transient);
     }
     void on_error(const proton::error_condition& e) override {
         src.fail(condition_text(e), core::amqp_error_class::transient);

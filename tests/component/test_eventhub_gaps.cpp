@@ -405,3 +405,36 @@ TEST_CASE("eventhub gaps: SASL PLAIN over AMQPS connects and alerts", "[eventhub
     CHECK(fx.final_stats["sasl_plain"].get<int>() >= 1);
     CHECK(fx.final_stats["tokens_accepted"].get<int>() == 0);
 }
+
+namespace {
+
+// A refused SASL PLAIN (wrong key) is an error at once naming what the server offered, never a
+// phase timeout, and never the key.
+asio::awaitable<void> plain_wrong_key(eh_env& e) {
+    e.start_source();
+    predicate failed = [&e] { return e.health().failures >= 2; };
+    {
+        const bool held = co_await e.wait(failed, 10s);
+        CHECK(held);
+    }
+    const auto& h = e.health();
+    INFO(h.common.last_error);
+    CHECK(h.common.last_error.find("[MSSBCBS PLAIN ANONYMOUS EXTERNAL]") != std::string::npos);
+    CHECK(h.common.last_error.find(e.fx.key) == std::string::npos);
+    CHECK(h.phase_timeouts == 0);
+    CHECK(h.connects == 0);
+    CHECK(h.auth_refused >= 1);
+    co_await e.stop_source();
+}
+
+}  // namespace
+
+TEST_CASE("eventhub gaps: a refused SASL PLAIN names the offered mechanisms and never the key",
+          "[eventhub][gaps]") {
+    eh_fixture fx;
+    fx.cfg.eventhub.sasl = core::eventhub_sasl::plain;
+    fx.key = "d3Jvbmcta2V5LWZvci10aGUtZXZlbnQtaHViLWVtdWxhdG9y";
+    fx.run(plain_wrong_key);
+    CHECK(fx.final_stats["sasl_refused"].get<int>() >= 1);
+    CHECK(fx.final_stats["sasl_plain"].get<int>() == 0);
+}
