@@ -896,6 +896,16 @@ void parse_eventhub(table_reader& r, eventhub_source_config& e) {
     if (r.get_int("epoch", epoch, 0, std::numeric_limits<std::int64_t>::max())) e.epoch = epoch;
     r.get_seconds("idle_timeout", e.idle_timeout);
     r.get_int("max_message_size", e.max_message_size, 64 * 1024, 256LL << 20);
+    for (auto [key, out] : {std::pair{"reconnect_backoff_max", &e.reconnect_backoff_max},
+                            std::pair{"partition_backoff_max", &e.partition_backoff_max}}) {
+        seconds cap{0};
+        if (!r.get_seconds(key, cap, seconds{1})) continue;
+        if (cap > seconds{3600}) {
+            r.error_at(key, *r.peek(key), "must be at most 1h");
+            continue;
+        }
+        *out = cap;
+    }
     r.finish();
     if (e.enabled && !conn.given) {
         r.error_missing("connection_string_file",

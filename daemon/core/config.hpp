@@ -96,6 +96,12 @@ struct eventhub_source_config {
     // refused unread (counted, logged) and the partition moves past it. Event Hubs caps events
     // at 1 MB; the default leaves room for the service's annotations.
     std::uint64_t max_message_size = 2u << 20;
+    // Back-off caps (jittered exponential from 1 s). unset = the built-in defaults.
+    //   reconnect_backoff_max  the connection (transport, $cbs/$management, refused put-token);
+    //                          default 60 s, 1 s..1 h
+    //   partition_backoff_max  one partition's re-attach (stolen, detached, refused): the other
+    //                          partitions keep flowing meanwhile; default 30 s, 1 s..1 h
+    std::optional<seconds> reconnect_backoff_max, partition_backoff_max;
 };
 
 enum class severity { info, warning, high, critical };

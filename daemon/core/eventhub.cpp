@@ -371,6 +371,90 @@ void advance(eventhub_checkpoint& cp, const message_position& p) {
     cp.enqueued_ms = p.enqueued_ms.value_or(0);
 }
 
+std::string_view to_string(sequence_gap::cause c) noexcept {
+    return c == sequence_gap::cause::reset ? "reset" : "retention";
+}
+
+attach_plan plan_attach(const std::optional<eventhub_checkpoint>& after,
+                        const std::optional<partition_info>& info, micros now,
+                        std::chrono::seconds lookback) {
+    attach_plan plan;
+    plan.from = resume_position(after, now, lookback);
+    if (!after || after->sequence_number < 0) return plan;  // by enqueued time: nothing to check
+    const std::int64_t n = after->sequence_number;
+    plan.expect_next = n + 1;
+    plan.last_read_ms = after->enqueued_ms;
+    if (!info) return plan;  // no runtime info: the first delivery still tells
+    if (n > info->last_sequence) {
+        // Past the end: this is not the stream the checkpoint was taken in.
+        sequence_gap g;
+        g.why = sequence_gap::cause::reset;
+        g.first = n + 1;
+        g.from_ms = after->enqueued_ms;
+        g.checkpoint = n;
+        g.resumed_at = info->empty ? info->last_sequence + 1 : info->begin_sequence;
+        plan.lost = g;
+        plan.from = start_position{};
+        plan.from.what = start_position::kind::sequence_number;
+        plan.from.sequence_number = g.resumed_at;
+        plan.from.inclusive = true;
+        plan.expect_next = g.resumed_at;
+        plan.last_read_ms = 0;
+        return plan;
+    }
+    // Retention removed everything after n: no delivery will come to show it, say it now.
+    const bool gone = info->empty || info->begin_sequence > info->last_sequence;
+    if (gone && info->last_sequence > n) {
+        sequence_gap g;
+        g.first = n + 1;
+        g.last = info->last_sequence;
+        g.from_ms = after->enqueued_ms;
+        g.to_ms = info->last_enqueued_ms;
+        plan.lost = g;
+        plan.expect_next = info->last_sequence + 1;
+    }
+    return plan;
+}
+
+std::optional<sequence_gap> observe_delivery(std::int64_t& expect_next, std::int64_t& last_read_ms,
+                                             const message_position& p) {
+    if (!usable(p)) {
+        // Without a sequence number nothing can be said about this one or the next: the next
+        // usable delivery sets the pace again (never a false alarm).
+        expect_next = -1;
+        return std::nullopt;
+    }
+    const std::int64_t seq = *p.sequence_number;
+    std::optional<sequence_gap> gap;
+    if (expect_next >= 0 && seq < expect_next) return std::nullopt;  // a repeat
+    if (expect_next >= 0 && seq > expect_next) {
+        sequence_gap g;
+        g.first = expect_next;
+        g.last = seq - 1;
+        g.from_ms = last_read_ms;
+        g.to_ms = p.enqueued_ms.value_or(0);
+        gap = g;
+    }
+    expect_next = seq + 1;
+    last_read_ms = p.enqueued_ms.value_or(0);
+    return gap;
+}
+
+std::optional<std::int64_t> stolen_by_epoch(std::string_view d) {
+    // The service's texts: "New receiver 'x' with higher epoch of '9' is created ...", "At least
+    // one receiver for the endpoint is created with epoch of '9' ...", "Receiver 'x' with a
+    // higher epoch '9' already exists ...".
+    for (std::string_view marker : {"higher epoch of '", "with epoch of '", "higher epoch '"}) {
+        const auto at = d.find(marker);
+        if (at == std::string_view::npos) continue;
+        std::string_view rest = d.substr(at + marker.size());
+        const auto end = rest.find('\'');
+        std::int64_t v = 0;
+        if (end != std::string_view::npos && parse_int(rest.substr(0, end), v)) return v;
+    }
+    return std::nullopt;
+}
+
 std::string_view trim_body(std::string_view body) noexcept {
     if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);
     return trim(body);
@@ -382,9 +466,10 @@ amqp_error_class classify_amqp_error(std::string_view c) noexcept {
     if (c == "com.microsoft:server-busy" || c == "amqp:resource-limit-exceeded")
         return amqp_error_class::busy;
     if (c == "amqp:link:stolen") return amqp_error_class::stolen;
-    if (c == "com.microsoft:auth-failed" || c == "amqp:unauthorized-access" ||
-        c == "amqp:not-found" || c == "com.microsoft:entity-disabled" ||
-        c == "com.microsoft:argument-out-of-range" || c == "com.microsoft:argument-error" ||
+    if (c == "amqp:unauthorized-access") return amqp_error_class::unauthorized;
+    if (c == "com.microsoft:argument-out-of-range") return amqp_error_class::out_of_range;
+    if (c == "com.microsoft:auth-failed" || c == "amqp:not-found" ||
+        c == "com.microsoft:entity-disabled" || c == "com.microsoft:argument-error" ||
         c == "com.microsoft:precondition-failed")
         return amqp_error_class::fatal;
     return amqp_error_class::transient;  // detach-forced, connection:forced, timeouts, transport
@@ -400,6 +485,10 @@ std::string_view to_string(amqp_error_class c) noexcept {
             return "stolen";
         case amqp_error_class::fatal:
             return "fatal";
+        case amqp_error_class::unauthorized:
+            return "unauthorized";
+        case amqp_error_class::out_of_range:
+            return "out of range";
     }
     return "?";
 }

@@ -8,7 +8,8 @@
 //     directions: built by the consumer, parsed by the emulator;
 //   - the per-partition checkpoint stored with the alerts (invariant 1);
 //   - the error policy: which AMQP conditions are retried at which pace;
-//   - the stuck-partition rule.
+//   - the stuck-partition rule;
+//   - retention gaps: where to attach, and which sequence numbers were lost (events_lost).
 // Pure functions and values; time is passed in. Secrets (keys, tokens) are only ever returned
 // to the caller, never put into error texts.
 #pragma once
@@ -134,12 +135,72 @@ void advance(eventhub_checkpoint& cp, const message_position& p);
 // Strips a UTF-8 BOM and trailing whitespace from a body (reference §4.1).
 std::string_view trim_body(std::string_view body) noexcept;
 
+// ---- partitions: runtime info and retention gaps
+// -------------------------------------------------- What $management READ com.microsoft:partition
+// says (reference §5.6).
+struct partition_info {
+    std::int64_t begin_sequence = 0;    // begin_sequence_number: the oldest event still retained
+    std::int64_t last_sequence = -1;    // last_enqueued_sequence_number; -1: never held an event
+    std::int64_t last_enqueued_ms = 0;  // last_enqueued_time_utc (0 = unknown)
+    bool empty = false;                 // is_partition_empty
+};
+
+// Sequence numbers that will never be read: expired by retention while nobody read them, or
+// left behind when the hub was deleted and created again (the saved checkpoint is past the new
+// partition's end). Sequence numbers are contiguous within a partition, so any jump between
+// what was asked for (or the previous delivery) and what arrives is a loss.
+struct sequence_gap {
+    enum class cause { retention, reset } why = cause::retention;
+    std::int64_t first = 0;        // first missing sequence number
+    std::int64_t last = -1;        // last missing one; -1 = unknown (reset: the old hub's end)
+    std::int64_t from_ms = 0;      // enqueued time of the last event read before it (0 = unknown)
+    std::int64_t to_ms = 0;        // enqueued time of the first event after it (0 = unknown)
+    std::int64_t checkpoint = -1;  // reset: the checkpoint that was past the end
+    std::int64_t resumed_at = -1;  // reset: where reading starts again
+};
+std::string_view to_string(sequence_gap::cause c) noexcept;
+
+// Where a (re)attach starts, and what is known lost before anything is read.
+struct attach_plan {
+    start_position from;
+    // The sequence number that must arrive first (-1: not known, e.g. a start by enqueued time).
+    std::int64_t expect_next = -1;
+    std::int64_t last_read_ms = 0;     // enqueued time of the event before expect_next (0 unknown)
+    std::optional<sequence_gap> lost;  // known now: raise it before reading on
+};
+
+// The attach rule. `after`: the last event read (committed, or received on this connection);
+// `info`: the partition's runtime info when the $management READ answered.
+//   - nothing read yet: from now - lookback by enqueued time, no gap check;
+//   - after n, n <= last: "> n", expecting n + 1 first; if retention removed everything after n
+//     (empty partition, begin > last), the gap n+1..last is known at once;
+//   - after n, n > last (the hub was re-created, or reset): events_lost (cause reset) and, the
+//     documented rule, the partition is read from its beginning (begin_sequence, inclusive) —
+//     never a silent jump, never a refused attach retried for ever.
+attach_plan plan_attach(const std::optional<eventhub_checkpoint>& after,
+                        const std::optional<partition_info>& info, micros now,
+                        std::chrono::seconds lookback);
+
+// One delivery on a partition link against what was expected: a gap when the sequence number
+// jumped. Moves `expect_next` / `last_read_ms` on; a repeat (a sequence number below
+// expect_next) changes nothing; a delivery without a sequence number makes the next one the
+// new start (expect_next = -1).
+std::optional<sequence_gap> observe_delivery(std::int64_t& expect_next, std::int64_t& last_read_ms,
+                                             const message_position& p);
+
+// The other owner's epoch in the service's amqp:link:stolen description ("...higher epoch of
+// '9'...", "...created with epoch of '9'...", "...a higher epoch '9' already exists..."), if any.
+std::optional<std::int64_t> stolen_by_epoch(std::string_view description);
+
 // ---- error policy -----------------------------------------------------------------------------
 // Every AMQP failure is retried (the daemon never gives up on a source): `transient` at the
 // normal back-off, `busy` no sooner than 4 s, `stolen` (another epoch receiver owns the
 // partition) and `fatal` (auth, missing entity, bad argument: an operator must act) at the
-// long back-off, and raised in the health state at once.
-enum class amqp_error_class { transient, busy, stolen, fatal };
+// long back-off, and raised in the health state at once. On a partition link (not the
+// connection) every class affects that partition only; `unauthorized` (a token that expired or
+// was revoked) is answered by putting a new token and attaching again at once — only a refused
+// put-token is fatal.
+enum class amqp_error_class { transient, busy, stolen, fatal, unauthorized, out_of_range };
 amqp_error_class classify_amqp_error(std::string_view condition) noexcept;
 std::string_view to_string(amqp_error_class c) noexcept;
 

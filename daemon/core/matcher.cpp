@@ -23,6 +23,7 @@ const std::vector<std::string_view>& known_rule_names() {
                                    "source_silent_recovered",
                                    "source_lagging",
                                    "source_lagging_recovered",
+                                   "events_lost",
                                    "store_unwritable",
                                    "store_unwritable_recovered",
                                    "breakglass_active_use",

@@ -11,6 +11,7 @@
 #include <proton/timestamp.hpp>
 
 #include <exception>
+#include <memory>
 #include <string_view>
 
 namespace glasswatch::io {
@@ -105,6 +106,44 @@ eventhub_message read_eventhub_message(const proton::message& m) {
     } else if (body.type() == proton::STRING) {
         out.body = proton::get<std::string>(body);
         out.body_ok = true;
+    }
+    return out;
+}
+
+std::optional<std::vector<std::string>> sasl_offered_mechanisms(std::string_view head) {
+    static constexpr std::string_view sasl_header("AMQP\x03\x01\x00\x00", 8);
+    if (head.size() < 16 || head.substr(0, 8) != sasl_header) return std::nullopt;
+    head.remove_prefix(8);
+    const std::uint32_t size = (std::uint32_t(std::uint8_t(head[0])) << 24) |
+                               (std::uint32_t(std::uint8_t(head[1])) << 16) |
+                               (std::uint32_t(std::uint8_t(head[2])) << 8) |
+                               std::uint32_t(std::uint8_t(head[3]));
+    const std::size_t doff = std::size_t(std::uint8_t(head[4])) * 4;
+    if (size < 8 || doff < 8 || doff > size || head.size() < size || head[5] != 1)
+        return std::nullopt;
+    const std::string_view body = head.substr(doff, size - doff);
+    std::unique_ptr<pn_data_t, decltype(&pn_data_free)> data(pn_data(16), &pn_data_free);
+    pn_data_t* d = data.get();
+    if (pn_data_decode(d, body.data(), body.size()) <= 0) return std::nullopt;
+    pn_data_rewind(d);
+    if (!pn_data_next(d) || pn_data_type(d) != PN_DESCRIBED) return std::nullopt;
+    pn_data_enter(d);
+    if (!pn_data_next(d) || pn_data_type(d) != PN_ULONG || pn_data_get_ulong(d) != 0x40)
+        return std::nullopt;
+    if (!pn_data_next(d) || pn_data_type(d) != PN_LIST) return std::nullopt;
+    pn_data_enter(d);
+    std::vector<std::string> out;
+    if (!pn_data_next(d)) return out;
+    auto symbol = [&out, d] {
+        const pn_bytes_t b = pn_data_get_symbol(d);
+        out.emplace_back(b.start, b.size);
+    };
+    if (pn_data_type(d) == PN_SYMBOL) {
+        symbol();
+    } else if (pn_data_type(d) == PN_ARRAY && pn_data_get_array_type(d) == PN_SYMBOL) {
+        pn_data_enter(d);
+        while (pn_data_next(d))
+            symbol();
     }
     return out;
 }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/eventhub.hpp"
 
@@ -24,5 +26,10 @@ eventhub_message read_eventhub_message(const proton::message& m);
 
 // An integer from any AMQP integer type or a decimal string (brokers differ); nullopt otherwise.
 std::optional<std::int64_t> amqp_int(const proton::value& v);
+
+// The mechanisms a server offers in its sasl-mechanisms frame, read from the first bytes it sent
+// ("AMQP" 3 1 0 0, then the frame): nullopt until that frame is complete, or when the bytes are
+// not a SASL exchange. Proton does not say what was offered when it refuses every mechanism.
+std::optional<std::vector<std::string>> sasl_offered_mechanisms(std::string_view head);
 
 }  // namespace glasswatch::io

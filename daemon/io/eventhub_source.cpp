@@ -122,12 +122,18 @@ core::message_position position_from_head(std::string_view head) {
 // buffers a multi-frame message without any limit of its own.
 class watched_stream final : public byte_stream {
 public:
-    watched_stream(std::unique_ptr<byte_stream> inner, std::function<void()> after)
-        : inner_(std::move(inner)), after_(std::move(after)) {}
+    // `head` (optional) sees the connection's first bytes as they arrive: the SASL exchange.
+    watched_stream(std::unique_ptr<byte_stream> inner, std::function<void()> after,
+                   std::function<void(std::string_view)> head = {})
+        : inner_(std::move(inner)), after_(std::move(after)), head_(std::move(head)) {}
     void async_read_some(boost::asio::mutable_buffer b, handler h) override {
         // `this` lives as long as the pump, which `h` keeps alive.
         inner_->async_read_some(
-            b, [this, h = std::move(h)](const boost::system::error_code& ec, std::size_t n) {
+            b, [this, b, h = std::move(h)](const boost::system::error_code& ec, std::size_t n) {
+                if (!ec && head_ && seen_ < 1024) {
+                    seen_ += n;
+                    head_(std::string_view(static_cast<const char*>(b.data()), n));
+                }
                 h(ec, n);
                 if (!ec) after_();
             });
@@ -140,6 +146,8 @@ public:
 private:
     std::unique_ptr<byte_stream> inner_;
     std::function<void()> after_;
+    std::function<void(std::string_view)> head_;
+    std::size_t seen_ = 0;
 };
 
 }  // namespace
@@ -172,6 +180,13 @@ std::string_view to_string(connection_phase p) noexcept {
     return "?";
 }
 
+bool eventhub_health::all_attached() const {
+    if (partitions.empty()) return false;
+    for (const auto& p : partitions)
+        if (!p.attached) return false;
+    return true;
+}
+
 std::size_t eventhub_health::stuck_partitions() const {
     std::size_t n = 0;
     for (const auto& p : partitions)
@@ -192,6 +207,8 @@ struct eventhub_source::session final : proton::messaging_handler {
         bool settled = false;    // already settled (rejected) when it was refused
         std::uint64_t size = 0;  // bytes seen (at least this many when too_large)
         proton::delivery d;
+        proton::receiver link;  // the link it came on (credit goes back only to a live one)
+        std::optional<core::sequence_gap> gap;  // events lost just before this one
     };
     struct request_link {
         proton::sender tx;
@@ -199,6 +216,40 @@ struct eventhub_source::session final : proton::messaging_handler {
         bool tx_open = false, rx_open = false;
         std::deque<proton::message> queue;
         std::string reply_to;
+    };
+    // One partition's receiver link: its own small state machine inside the connection, so a
+    // link that is stolen, detached or refused affects this partition only.
+    //
+    //   info ─► attaching ─► receiving ─► (detached) ─► backoff ─► info ─► ...
+    //                                         └─ unauthorized ─► token ─► info ─► ...
+    //
+    //   info       $management READ com.microsoft:partition (begin/last sequence numbers): the
+    //              attach rule (core::plan_attach) needs them;
+    //   attaching  the receiver attach is out, resuming after `after`;
+    //   receiving  attached, credit given;
+    //   backoff    until retry_at (jittered, per class, capped by the partition back-off cap);
+    //   token      waiting for a new CBS token (the old one expired or was revoked).
+    enum class link_state { info, attaching, receiving, backoff, token };
+    struct partition_link {
+        std::string key, hub, id;
+        link_state state = link_state::info;
+        proton::receiver link;
+        std::optional<core::partition_info> info;
+        // The last event read on this connection (or committed before it): where a re-attach
+        // resumes, so the open batch is not read twice.
+        std::optional<core::eventhub_checkpoint> after;
+        std::int64_t expect_next = -1, last_read_ms = 0;  // the gap check (core::observe_delivery)
+        // After a reset (checkpoint past the end): where reading restarts until the first
+        // delivery, so a re-attach before it does not fall back to the lookback.
+        std::optional<std::int64_t> restart_at;
+        int failures_in_row = 0;
+        bool tried = false;             // its first attach is answered (or failed)
+        steady::time_point retry_at{};  // backoff
+        steady::time_point asked_at{};  // info / attaching: answered within phase_timeout
+        core::micros down_since = 0;    // wall clock; 0 while receiving
+        core::amqp_error_class last_class = core::amqp_error_class::transient;
+        std::string last_error;
+        std::uint64_t attaches = 0;
     };
 
     explicit session(eventhub_source& s) : src(s) {}
@@ -208,13 +259,14 @@ struct eventhub_source::session final : proton::messaging_handler {
     std::map<std::uint64_t, std::string> inflight;  // message id -> what it asked
     std::uint64_t next_id = 1;
     std::size_t tokens_waiting = 0, hubs_waiting = 0;
-    std::map<std::string, std::vector<std::string>> partitions;            // hub -> partition ids
-    std::map<std::string, proton::receiver> receivers;                     // checkpoint key -> link
-    std::map<std::string, std::pair<std::string, std::string>> key_parts;  // key -> hub, p
-    std::size_t receivers_open = 0;
+    std::map<std::string, std::vector<std::string>> partitions;  // hub -> partition ids
+    std::map<std::string, partition_link> parts;                 // checkpoint key -> link
     std::deque<pending_message> pending;
     std::int64_t token_expiry = 0, token_issued = 0;
+    steady::time_point tokens_sent_at{};  // while tokens_waiting: answered within phase_timeout
+    bool running = false;                 // every partition had its first attach answered
     proton::connection connection;
+    std::string sasl_head;  // the connection's first bytes (SASL header + mechanisms)
 
     // ---- requests ($cbs and $management share the request/response pattern) ----
 
@@ -247,6 +299,7 @@ struct eventhub_source::session final : proton::messaging_handler {
     }
 
     void put_tokens() {
+        if (src.tuning_.sasl_plain || tokens_waiting > 0) return;  // one put per hub in flight
         token_issued = now_unix_s();
         token_expiry = token_issued + src.tuning_.token_ttl.count();
         for (const auto& hub : src.hubs_) {
@@ -262,6 +315,7 @@ struct eventhub_source::session final : proton::messaging_handler {
             m.properties().put("name", audience);
             m.body(token);
             ++tokens_waiting;
+            tokens_sent_at = steady::now();
             ++src.health_.token_puts;
             request(cbs, std::move(m), "token:" + hub);
         }
@@ -279,61 +333,185 @@ struct eventhub_source::session final : proton::messaging_handler {
         }
     }
 
-    void read_partitions() {
-        for (const auto& [hub, ids] : partitions) {
-            for (const auto& p : ids) {
-                proton::message m;
-                m.to("$management");
-                m.properties().put("operation", std::string("READ"));
-                m.properties().put("type", std::string("com.microsoft:partition"));
-                m.properties().put("name", hub);
-                m.properties().put("partition", p);
-                request(mgmt, std::move(m), "partition:" + hub + "\n" + p);
-            }
-        }
+    void read_partition(const std::string& hub, const std::string& p) {
+        proton::message m;
+        m.to("$management");
+        m.properties().put("operation", std::string("READ"));
+        m.properties().put("type", std::string("com.microsoft:partition"));
+        m.properties().put("name", hub);
+        m.properties().put("partition", p);
+        request(mgmt, std::move(m), "partition:" + hub + "\n" + p);
     }
 
-    void open_receivers() {
+    // A partition (re)starts: runtime info first; attach() follows the answer.
+    void ask_info(partition_link& pl) {
+        pl.state = link_state::info;
+        pl.asked_at = steady::now();
+        read_partition(pl.hub, pl.id);
+    }
+
+    // The periodic READ of every partition (the stuck rule, the lag).
+    void read_partitions() {
+        for (const auto& [key, pl] : parts)
+            read_partition(pl.hub, pl.id);
+    }
+
+    // Every partition of every hub: runtime info first, then the attach (attach()).
+    void start_partitions() {
         src.set_phase(connection_phase::receivers);
-        const auto& ec = src.ec_;
         for (const auto& [hub, ids] : partitions) {
             for (const auto& p : ids) {
                 const std::string key = core::eventhub_checkpoint_key(hub, p);
-                std::optional<core::eventhub_checkpoint> saved;
+                partition_link& pl = parts[key];
+                pl.key = key;
+                pl.hub = hub;
+                pl.id = p;
                 if (auto it = src.committed_.find(key); it != src.committed_.end())
-                    saved = it->second;
-                const core::start_position pos =
-                    core::resume_position(saved, wall_now(), ec.start_lookback);
-                // The selector filter: a described string (reference §5.4).
-                proton::value filter;
-                {
-                    proton::codec::encoder e(filter);
-                    e << proton::codec::start::described()
-                      << proton::symbol("apache.org:selector-filter:string")
-                      << core::selector_expression(pos) << proton::codec::finish();
-                }
-                proton::source::filter_map fm;
-                fm.put(proton::symbol("apache.org:selector-filter:string"), filter);
-                const std::string address = core::partition_address(hub, ec.consumer_group, p);
-                proton::source_options so;
-                so.address(address).filters(fm);
-                std::map<proton::symbol, proton::value> props;
-                if (ec.epoch) props[proton::symbol("com.microsoft:epoch")] = *ec.epoch;
-                proton::receiver_options ro;
-                // Credit is explicit (window 0): it is given back only after a commit.
-                ro.source(so).credit_window(0).auto_accept(false).name(address).properties(props);
-                receivers[key] = connection.open_receiver(address, ro);
-                // Advertised on the attach: a conforming service never sends more (reference
-                // §5: Event Hubs caps events at 1 MB); refuse_oversized() handles one that does.
-                pn_link_set_max_message_size(link_handle(receivers[key]).raw(),
-                                             src.ec_.max_message_size);
-                key_parts[key] = {hub, p};
+                    pl.after = it->second;
                 src.partition_health(hub, p);
-                spdlog::debug("eventhub: {} from {}", address, core::selector_expression(pos));
+                ask_info(pl);
             }
         }
-        if (receivers.empty())
+        if (parts.empty())
             src.fail("the event hub reported no partitions", core::amqp_error_class::fatal);
+    }
+
+    void attach(partition_link& pl) {
+        const auto& ec = src.ec_;
+        core::attach_plan plan =
+            core::plan_attach(pl.after, pl.info, wall_now(), ec.start_lookback);
+        if (plan.lost) {
+            src.raise_gap(pl.hub, pl.id, *plan.lost);
+            if (plan.lost->why == core::sequence_gap::cause::reset) {
+                pl.restart_at = plan.lost->resumed_at;
+                pl.after.reset();
+            } else {
+                pl.after = core::eventhub_checkpoint{plan.expect_next - 1, "", 0};
+            }
+        } else if (pl.restart_at && !pl.after) {
+            plan.from = core::start_position{};
+            plan.from.what = core::start_position::kind::sequence_number;
+            plan.from.sequence_number = *pl.restart_at;
+            plan.from.inclusive = true;
+            plan.expect_next = *pl.restart_at;
+            plan.last_read_ms = 0;
+        }
+        pl.expect_next = plan.expect_next;
+        pl.last_read_ms = plan.last_read_ms;
+        // The selector filter: a described string (reference §5.4).
+        proton::value filter;
+        {
+            proton::codec::encoder e(filter);
+            e << proton::codec::start::described()
+              << proton::symbol("apache.org:selector-filter:string")
+              << core::selector_expression(plan.from) << proton::codec::finish();
+        }
+        proton::source::filter_map fm;
+        fm.put(proton::symbol("apache.org:selector-filter:string"), filter);
+        const std::string address = core::partition_address(pl.hub, ec.consumer_group, pl.id);
+        proton::source_options so;
+        so.address(address).filters(fm);
+        std::map<proton::symbol, proton::value> props;
+        if (ec.epoch) props[proton::symbol("com.microsoft:epoch")] = *ec.epoch;
+        proton::receiver_options ro;
+        // Credit is explicit (window 0): it is given back only after a commit. A re-attach
+        // gets a link name of its own (the old link may still be closing).
+        ro.source(so).credit_window(0).auto_accept(false).properties(props).name(
+            pl.attaches == 0 ? address : address + "#" + std::to_string(pl.attaches));
+        ++pl.attaches;
+        pl.link = connection.open_receiver(address, ro);
+        pl.state = link_state::attaching;
+        pl.asked_at = steady::now();
+        // Advertised on the attach: a conforming service never sends more (reference
+        // §5: Event Hubs caps events at 1 MB); refuse_oversized() handles one that does.
+        pn_link_set_max_message_size(link_handle(pl.link).raw(), src.ec_.max_message_size);
+        spdlog::debug("eventhub: {} from {}", address, core::selector_expression(plan.from));
+    }
+
+    partition_link* part_of(const proton::link& l) {
+        for (auto& [key, pl] : parts)
+            if (pl.link == l) return &pl;
+        return nullptr;
+    }
+
+    // Leaves the phase `receivers` once every partition's first attach was answered: a
+    // partition another owner holds must not keep the others from running.
+    void check_running() {
+        if (running) return;
+        for (const auto& [key, pl] : parts)
+            if (!pl.tried) return;
+        running = true;
+        src.set_phase(connection_phase::running);
+        ++src.health_.connects;
+        src.failures_in_row_ = 0;
+        std::size_t up = 0;
+        for (const auto& [key, pl] : parts)
+            up += pl.state == link_state::receiving ? 1 : 0;
+        spdlog::info("eventhub: receiving from {} of {} partition(s) of {} hub(s)", up,
+                     parts.size(), partitions.size());
+    }
+
+    // A partition link failed (refused attach, detach, READ failure): this partition only.
+    void partition_failed(partition_link& pl, core::amqp_error_class cls, const std::string& why) {
+        auto& ph = src.partition_health(pl.hub, pl.id);
+        ph.attached = false;
+        ph.stuck = false;          // its failure is reported instead, and
+        src.stuck_.erase(pl.key);  // its stuck clock starts again once it is read again
+        pl.tried = true;
+        pl.last_class = cls;
+        pl.last_error = why;
+        ++pl.failures_in_row;
+        if (pl.down_since == 0) pl.down_since = wall_now();
+        if (cls == core::amqp_error_class::unauthorized && !src.tuning_.sasl_plain) {
+            // The token expired or was revoked: put a new one, then attach again at once.
+            pl.state = link_state::token;
+            if (pl.failures_in_row <= 1) {
+                spdlog::info("eventhub: partition {} of {}: {}; renewing the token", pl.id, pl.hub,
+                             why);
+                put_tokens();
+                check_running();
+                return;
+            }
+            // Refused again right after a new token: back off like any other failure.
+        }
+        const auto delay = src.partition_backoff(cls, pl.failures_in_row);
+        pl.state = link_state::backoff;
+        pl.retry_at = steady::now() + delay;
+        spdlog::warn("eventhub: partition {} of {}: {} ({}); attaching again in {}", pl.id, pl.hub,
+                     why, core::to_string(cls), core::format_duration(delay.count()));
+        check_running();
+        src.notify();
+    }
+
+    // Partitions whose back-off is over start again (with a READ); a READ or an attach left
+    // unanswered for phase_timeout fails its partition. Returns when to look again.
+    steady::time_point retry_due(steady::time_point now, bool& started) {
+        steady::time_point next = steady::time_point::max();
+        const auto limit = std::chrono::duration_cast<steady::duration>(src.tuning_.phase_timeout);
+        for (auto& [key, pl] : parts) {
+            if (pl.state == link_state::info || pl.state == link_state::attaching) {
+                if (now - pl.asked_at < limit) {
+                    next = std::min(next, pl.asked_at + limit);
+                    continue;
+                }
+                const bool attaching = pl.state == link_state::attaching;
+                if (attaching) pl.link.close();
+                started = true;
+                partition_failed(pl, core::amqp_error_class::transient,
+                                 std::string(attaching ? "attach" : "$management READ") +
+                                     " not answered within " +
+                                     std::to_string(src.tuning_.phase_timeout.count()) + " ms");
+            }
+            if (pl.state != link_state::backoff) continue;
+            if (pl.retry_at <= now) {
+                started = true;
+                ask_info(pl);
+                next = std::min(next, pl.asked_at + limit);
+            } else {
+                next = std::min(next, pl.retry_at);
+            }
+        }
+        return next;
     }
 
     // ---- proton callbacks ----
@@ -377,14 +555,21 @@ struct eventhub_source::session final : proton::messaging_handler {
         }
         // A refused attach comes back with no source and is detached with an error next.
         if (r.source().address().empty()) return;
+        partition_link* pl = part_of(r);
+        if (!pl) return;
         r.add_credit(src.ec_.credit);
-        if (++receivers_open == receivers.size()) {
-            src.set_phase(connection_phase::running);
-            ++src.health_.connects;
-            src.failures_in_row_ = 0;
-            spdlog::info("eventhub: receiving from {} partition(s) of {} hub(s)", receivers.size(),
-                         partitions.size());
+        if (pl->failures_in_row > 0) {
+            ++src.health_.reattaches;
+            spdlog::info("eventhub: partition {} of {} attached again", pl->id, pl->hub);
         }
+        src.partition_health(pl->hub, pl->id).attached = true;
+        pl->state = link_state::receiving;
+        pl->tried = true;
+        pl->failures_in_row = 0;
+        pl->down_since = 0;
+        pl->last_error.clear();
+        check_running();
+        src.notify();
     }
 
     void on_message(proton::delivery& d, proton::message& m) override {
@@ -394,16 +579,14 @@ struct eventhub_source::session final : proton::messaging_handler {
             on_reply(m);
             return;
         }
+        partition_link* pl = part_of(r);
+        if (!pl) return;
         pending_message pm;
         pm.d = d;
-        for (const auto& [key, link] : receivers) {
-            if (link == r) {
-                pm.key = key;
-                pm.hub = key_parts[key].first;
-                pm.partition = key_parts[key].second;
-            }
-        }
-        if (pm.key.empty()) return;
+        pm.link = r;
+        pm.key = pl->key;
+        pm.hub = pl->hub;
+        pm.partition = pl->id;
         eventhub_message em = read_eventhub_message(m);
         pm.pos = std::move(em.pos);
         pm.body = std::move(em.body);
@@ -414,10 +597,20 @@ struct eventhub_source::session final : proton::messaging_handler {
             pm.too_large = true;
             pm.body.resize(head_bytes);
         }
+        note_position(*pl, pm);
         pending.push_back(std::move(pm));
         src.health_.max_uncommitted =
             std::max(src.health_.max_uncommitted, pending.size() + src.uncommitted());
         src.notify();
+    }
+
+    // The gap check and the re-attach position, for every delivery (refused ones too).
+    void note_position(partition_link& pl, pending_message& pm) {
+        pm.gap = core::observe_delivery(pl.expect_next, pl.last_read_ms, pm.pos);
+        if (!core::usable(pm.pos)) return;
+        pl.restart_at.reset();
+        if (!pl.after) pl.after = core::eventhub_checkpoint{};
+        core::advance(*pl.after, pm.pos);
     }
 
     static constexpr std::size_t head_bytes = 64 * 1024;  // kept of a refused message
@@ -429,15 +622,17 @@ struct eventhub_source::session final : proton::messaging_handler {
     // checkpoint moves past it and its credit comes back. Returns whether one was refused.
     bool refuse_oversized() {
         bool refused = false;
-        for (auto& [key, r] : receivers) {
-            pn_link_t* l = link_handle(r).raw();
+        for (auto& [key, pl] : parts) {
+            if (pl.state != link_state::receiving) continue;
+            pn_link_t* l = link_handle(pl.link).raw();
             pn_delivery_t* d = l ? pn_link_current(l) : nullptr;
             if (!d || !pn_delivery_partial(d) || pn_delivery_pending(d) <= src.ec_.max_message_size)
                 continue;
             pending_message pm;
             pm.key = key;
-            pm.hub = key_parts[key].first;
-            pm.partition = key_parts[key].second;
+            pm.hub = pl.hub;
+            pm.partition = pl.id;
+            pm.link = pl.link;
             pm.too_large = true;
             pm.settled = true;
             pm.size = pn_delivery_pending(d);
@@ -450,6 +645,7 @@ struct eventhub_source::session final : proton::messaging_handler {
             pn_condition_set_description(c, "larger than the receiver's max-message-size");
             pn_delivery_update(d, PN_REJECTED);
             pn_delivery_settle(d);
+            note_position(pl, pm);
             pending.push_back(std::move(pm));
             refused = true;
         }
@@ -479,6 +675,7 @@ struct eventhub_source::session final : proton::messaging_handler {
         }
         const bool ok = status >= 200 && status < 300;
         if (what.rfind("token:", 0) == 0) {
+            if (tokens_waiting > 0) --tokens_waiting;
             if (!ok) {
                 ++src.health_.auth_refused;
                 src.fail("put-token for " + what.substr(6) + " refused: status " +
@@ -486,12 +683,56 @@ struct eventhub_source::session final : proton::messaging_handler {
                          core::amqp_error_class::fatal);
                 return;
             }
-            if (tokens_waiting > 0 && --tokens_waiting == 0 &&
-                src.health_.phase == connection_phase::cbs_auth) {
+            if (tokens_waiting != 0) return;
+            if (src.health_.phase == connection_phase::cbs_auth) {
                 src.set_phase(connection_phase::management);
                 open_request_link(mgmt, "$management", "glasswatch-mgmt");
                 read_hubs();
+                return;
             }
+            // A renewed token: the partitions that waited for it start again.
+            for (auto& [key, pl] : parts)
+                if (pl.state == link_state::token) ask_info(pl);
+            return;
+        }
+        if (what.rfind("partition:", 0) == 0) {
+            const auto nl = what.find('\n');
+            const std::string hub = what.substr(10, nl - 10), p = what.substr(nl + 1);
+            auto pit = parts.find(core::eventhub_checkpoint_key(hub, p));
+            if (pit == parts.end()) return;
+            partition_link& pl = pit->second;
+            std::map<std::string, proton::value> info;
+            bool readable = ok;
+            if (ok) {
+                try {
+                    proton::get(m.body(), info);
+                } catch (const std::exception&) {
+                    readable = false;
+                }
+            }
+            if (!readable) {
+                if (pl.state != link_state::info) return;  // a periodic READ: next time
+                const auto cls = status == 401 ? core::amqp_error_class::unauthorized
+                                               : core::amqp_error_class::transient;
+                partition_failed(pl, cls,
+                                 "$management READ of the partition failed: status " +
+                                     std::to_string(status) + " " + description.substr(0, 120));
+                return;
+            }
+            core::partition_info pi;
+            pi.begin_sequence = amqp_int(info["begin_sequence_number"]).value_or(0);
+            pi.last_sequence = amqp_int(info["last_enqueued_sequence_number"]).value_or(-1);
+            try {
+                const proton::value& t = info["last_enqueued_time_utc"];
+                if (t.type() == proton::TIMESTAMP)
+                    pi.last_enqueued_ms = proton::get<proton::timestamp>(t).milliseconds();
+                const proton::value& e = info["is_partition_empty"];
+                if (e.type() == proton::BOOLEAN) pi.empty = proton::get<bool>(e);
+            } catch (const std::exception&) {
+            }
+            pl.info = pi;
+            src.on_partition_info(hub, p, pi.last_sequence);
+            if (pl.state == link_state::info) attach(pl);
             return;
         }
         if (!ok) {
@@ -519,33 +760,39 @@ struct eventhub_source::session final : proton::messaging_handler {
             }
             partitions[hub] = ids;
             if (hubs_waiting > 0 && --hubs_waiting == 0 &&
-                src.health_.phase == connection_phase::management) {
-                open_receivers();
-                read_partitions();
-            }
+                src.health_.phase == connection_phase::management)
+                start_partitions();
             return;
-        }
-        if (what.rfind("partition:", 0) == 0) {
-            const auto nl = what.find('\n');
-            const std::string hub = what.substr(10, nl - 10), p = what.substr(nl + 1);
-            auto last = amqp_int(info["last_enqueued_sequence_number"]);
-            src.on_partition_info(hub, p, last.value_or(-1));
         }
     }
 
     void link_failed(proton::link& l, const char* what) {
         const proton::error_condition e = l.error();
-        if (e) {
-            const auto cls = core::classify_amqp_error(e.name());
-            if (cls == core::amqp_error_class::stolen) ++src.health_.stolen;
-            if (cls == core::amqp_error_class::busy) ++src.health_.busy;
-            if (e.name() == "amqp:link:detach-forced") ++src.health_.detached;
+        const auto cls =
+            e ? core::classify_amqp_error(e.name()) : core::amqp_error_class::transient;
+        if (cls == core::amqp_error_class::stolen) ++src.health_.stolen;
+        if (cls == core::amqp_error_class::busy) ++src.health_.busy;
+        if (!e || e.name() == "amqp:link:detach-forced") ++src.health_.detached;
+        if (partition_link* pl = part_of(l); pl != nullptr) {
+            // A partition link: this partition only.
+            ++src.health_.partition_failures;
+            std::string why;
+            if (cls == core::amqp_error_class::stolen) {
+                const auto other = core::stolen_by_epoch(e.description());
+                why = "held by another receiver" +
+                      (other ? " (epoch " + std::to_string(*other) + ")" : std::string()) + ": " +
+                      condition_text(e);
+            } else {
+                why = e ? "detached: " + condition_text(e) : "detached by the service";
+            }
+            partition_failed(*pl, cls, why);
+            return;
+        }
+        if (e)
             src.fail(std::string(what) + " " + l.name() + " detached: " + condition_text(e), cls);
-        } else {
-            ++src.health_.detached;
+        else
             src.fail(std::string(what) + " " + l.name() + " detached by the service",
                      core::amqp_error_class::transient);
-        }
     }
     void on_receiver_close(proton::receiver& r) override { link_failed(r, "receiver"); }
     void on_sender_close(proton::sender& s) override { link_failed(s, "sender"); }
@@ -564,11 +811,43 @@ struct eventhub_source::session final : proton::messaging_handler {
         std::string text = condition_text(t.error());
         if (text.rfind("amqp:connection:framing-error: transport: ", 0) == 0)
             text = text.substr(42);
-        src.fail(text.empty() ? "transport failed" : text, core::amqp_error_class::transient);
+        if (text.empty()) text = "transport failed";
+        if (src.health_.phase == connection_phase::amqp_open) text += sasl_words();
+        // SASL refused the credentials: an operator must act (the long back-off), unlike a
+        // transport that merely failed.
+        const bool refused = t.error().name() == "amqp:unauthorized-access";
+        if (refused) ++src.health_.auth_refused;
+        src.fail(text, refused ? core::amqp_error_class::fatal : core::amqp_error_class::transient);
     }
     void on_error(const proton::error_condition& e) override {
         src.fail(condition_text(e), core::amqp_error_class::transient);
     }
+
+    // What SASL offered, for an error in amqp_open: "; SASL: the server offers [...]".
+    std::string sasl_words() const {
+        const auto offered = sasl_offered_mechanisms(sasl_head);
+        std::string list;
+        if (offered)
+            for (const auto& m : *offered)
+                list += (list.empty() ? "" : " ") + m;
+        const std::string ours = src.tuning_.sasl_plain ? "PLAIN" : "ANONYMOUS";
+        if (!offered) return "; SASL: the server sent no mechanisms (glasswatch uses " + ours + ")";
+        return "; SASL: the server offers [" + list + "], glasswatch uses " + ours +
+               " (sources.eventhub.sasl = \"" + (src.tuning_.sasl_plain ? "plain" : "anonymous") +
+               "\")";
+    }
+    // Called as the first bytes arrive: a server that does not offer our mechanism is an error
+    // at once (Proton would wait without a word).
+    void on_head(std::string_view bytes) {
+        if (sasl_head.size() < 1024) sasl_head.append(bytes.substr(0, 1024 - sasl_head.size()));
+        const auto offered = sasl_offered_mechanisms(sasl_head);
+        if (!offered || checked_mechanisms) return;
+        checked_mechanisms = true;
+        const std::string ours = src.tuning_.sasl_plain ? "PLAIN" : "ANONYMOUS";
+        if (std::find(offered->begin(), offered->end(), ours) == offered->end())
+            src.fail("SASL cannot start" + sasl_words(), core::amqp_error_class::fatal);
+    }
+    bool checked_mechanisms = false;
 };
 
 // ---- the source -------------------------------------------------------------------------------
@@ -577,6 +856,8 @@ eventhub_source::eventhub_source(runtime& rt, core::pipeline& pipeline, ingestor
                                  const core::config& cfg, eventhub_tuning tuning)
     : rt_(rt), pipeline_(pipeline), ingest_(ingest), cfg_(cfg), ec_(cfg.eventhub), tuning_(tuning) {
     if (ec_.sasl == core::eventhub_sasl::plain) tuning_.sasl_plain = true;
+    if (ec_.reconnect_backoff_max) tuning_.backoff_max = *ec_.reconnect_backoff_max;
+    if (ec_.partition_backoff_max) tuning_.partition_backoff_max = *ec_.partition_backoff_max;
     secret_result sec = read_secret(ec_.connection_string, cfg.allow_world_readable_secrets);
     if (!sec.value) {
         error_ = "eventhub connection string: " + sec.error;
@@ -659,6 +940,9 @@ void eventhub_source::on_partition_info(const std::string& hub, const std::strin
     auto it = stuck_.find(key);
     if (it == stuck_.end())
         it = stuck_.emplace(key, core::stuck_detector(tuning_.stuck_after.count() * 1000)).first;
+    // Not attached (held by another owner, backing off, not yet attached): that is reported as
+    // what it is; the stuck rule looks at attached partitions only.
+    if (!ph.attached) return;
     const bool was = ph.stuck;
     ph.stuck = it->second.observe(ph.committed_sequence, last_enqueued, wall_now());
     if (ph.stuck && !was) {
@@ -674,13 +958,105 @@ void eventhub_source::on_partition_info(const std::string& hub, const std::strin
     if (!ph.stuck && was) spdlog::info("eventhub: partition {} of {} moves again", p, hub);
 }
 
+core::finding eventhub_source::gap_finding(const std::string& hub, const std::string& partition,
+                                           const core::sequence_gap& g, core::micros now) {
+    // Critical, and evidence like any alert: watched events may be among the lost ones, and
+    // only the tenant's own sign-in and audit logs can still say.
+    auto iso = [](std::int64_t ms) {
+        return ms > 0 ? core::format_iso8601(ms * 1000, false) : std::string();
+    };
+    const bool reset = g.why == core::sequence_gap::cause::reset;
+    const std::string from = g.from_ms > 0 ? iso(g.from_ms) : "an unknown time";
+    const std::string to = g.to_ms > 0 ? iso(g.to_ms) : "now";
+    const std::string range =
+        std::to_string(g.first) + "-" + (g.last >= 0 ? std::to_string(g.last) : std::string("?"));
+    std::string summary;
+    if (reset) {
+        summary = "Event Hub " + hub + " partition " + partition + ": the saved checkpoint (" +
+                  std::to_string(g.checkpoint) +
+                  ") is past the partition's end - the hub was deleted and created again or "
+                  "reset; events after sequence " +
+                  std::to_string(g.checkpoint) + " of the old hub (" + range +
+                  ") may be lost; reading restarts at sequence " + std::to_string(g.resumed_at) +
+                  ". Check the Entra sign-in logs and audit logs from " + from + " to " + to +
+                  " for break-glass activity";
+    } else {
+        summary = "Event Hub " + hub + " partition " + partition + ": events " + range + " (" +
+                  std::to_string(g.last - g.first + 1) +
+                  ") expired unread (retention); watched events may be among them. Check the "
+                  "Entra sign-in logs and audit logs from " +
+                  from + " to " + to + " for break-glass activity";
+    }
+    nlohmann::json d = {{"source", "eventhub"},
+                        {"hub", hub},
+                        {"partition", partition},
+                        {"cause", std::string(core::to_string(g.why))},
+                        {"first_missing_sequence", g.first},
+                        {"window_from", iso(g.from_ms)},
+                        {"window_to", iso(g.to_ms)}};
+    if (g.last >= 0) {
+        d["last_missing_sequence"] = g.last;
+        d["missing_events"] = g.last - g.first + 1;
+    }
+    if (reset) {
+        d["checkpoint_sequence"] = g.checkpoint;
+        d["resumed_at_sequence"] = g.resumed_at;
+    }
+    // One episode per loss: a restart that sees the same loss again does not page again.
+    const std::string episode = hub + "/" + partition + "/" + std::string(core::to_string(g.why)) +
+                                "/" + std::to_string(reset ? g.checkpoint : g.first);
+    core::alert a = core::make_health_alert(
+        pipeline_.context(), "events_lost", core::severity::critical, "eventhub",
+        core::sha256_hex(episode).substr(0, 32), summary, now, d.dump());
+    spdlog::error("eventhub: {}", summary);
+    ++health_.gaps;
+    return {std::move(a), d.dump(), "eventhub"};
+}
+
+std::chrono::milliseconds eventhub_source::partition_backoff(core::amqp_error_class cls,
+                                                             int failures_in_row) {
+    core::backoff_policy bp;
+    bp.initial = tuning_.backoff_initial;
+    bp.max = std::min(tuning_.partition_backoff_max, tuning_.backoff_max);
+    auto d = core::backoff_delay(bp, std::max(failures_in_row, 1), rt_.jitter());
+    if (cls == core::amqp_error_class::busy) d = std::max(d, tuning_.busy_min);
+    if (cls == core::amqp_error_class::fatal) d = std::max(d, bp.max);
+    return d;
+}
+
+void eventhub_source::update_partition_health(session* s) {
+    // A partition counts as failing once it is held by another owner, refused for a reason an
+    // operator must fix, or its first re-attach failed too (an idle detach that re-attaches at
+    // once is not an outage). The source fails since the earliest such partition went down.
+    core::micros since = 0;
+    std::string why;
+    for (const auto& [key, pl] : s->parts) {
+        if (pl.state == session::link_state::receiving || pl.down_since == 0) continue;
+        const bool counts = pl.failures_in_row >= 2 ||
+                            pl.last_class == core::amqp_error_class::stolen ||
+                            pl.last_class == core::amqp_error_class::fatal;
+        if (!counts) continue;
+        if (since == 0 || pl.down_since < since) {
+            since = pl.down_since;
+            why = "partition " + pl.id + " of " + pl.hub + " not read since " +
+                  core::format_iso8601(pl.down_since, false) + ": " + pl.last_error;
+        }
+    }
+    if (since != 0 && health_.common.failing_since == 0) spdlog::warn("eventhub: {}", why);
+    if (since == 0 && health_.common.failing_since != 0)
+        spdlog::info("eventhub: every partition is read again");
+    health_.common.failing_since = since;
+    health_.common.last_error = why;
+}
+
 std::chrono::milliseconds eventhub_source::next_backoff() {
     core::backoff_policy bp;
     bp.initial = tuning_.backoff_initial;
     bp.max = tuning_.backoff_max;
     auto d = core::backoff_delay(bp, std::max(failures_in_row_, 1), rt_.jitter());
     if (failure_ == core::amqp_error_class::busy) d = std::max(d, tuning_.busy_min);
-    if (failure_ == core::amqp_error_class::fatal || failure_ == core::amqp_error_class::stolen)
+    if (failure_ == core::amqp_error_class::fatal || failure_ == core::amqp_error_class::stolen ||
+        failure_ == core::amqp_error_class::unauthorized)
         d = std::max(d, std::min(tuning_.long_backoff, tuning_.backoff_max * 4));
     return d;
 }
@@ -771,10 +1147,18 @@ struct eventhub_source::batch {
     std::vector<session::pending_message> messages;
     std::vector<core::finding> findings;
     std::map<std::string, core::eventhub_checkpoint> advance;
-    std::map<std::string, std::uint32_t> credit_back;
     bool done = false;  // the store answered (result)
     commit_result result;
 };
+
+void eventhub_source::raise_gap(const std::string& hub, const std::string& partition,
+                                const core::sequence_gap& g) {
+    // Known before any delivery (runtime info): committed with the next batch, before anything
+    // read after it.
+    if (!open_) open_ = std::make_shared<batch>();
+    open_->findings.push_back(gap_finding(hub, partition, g, wall_now()));
+    notify();
+}
 
 asio::awaitable<void> eventhub_source::connect_once() {
     auto ex = co_await asio::this_coro::executor;
@@ -809,7 +1193,11 @@ asio::awaitable<void> eventhub_source::connect_once() {
         if (session_ != s || !s->refuse_oversized()) return;
         if (auto p = pump_.lock(); p && !p->finished()) p->wake();  // the disposition goes out
     };
-    auto watched = std::make_unique<watched_stream>(std::move(dr.stream), std::move(after_read));
+    std::function<void(std::string_view)> on_head = [this, s](std::string_view bytes) {
+        if (session_ == s && health_.phase == connection_phase::amqp_open) s->on_head(bytes);
+    };
+    auto watched = std::make_unique<watched_stream>(std::move(dr.stream), std::move(after_read),
+                                                    std::move(on_head));
     auto pump = std::make_shared<amqp_pump>(ex, std::move(watched), std::move(owned), "glasswatch");
     session_ = s;
     pump_ = pump;
@@ -824,7 +1212,10 @@ asio::awaitable<void> eventhub_source::connect_once() {
     // Always explicit: Proton's default SASL picks EXTERNAL first, which Azure offers.
     if (tuning_.sasl_plain) {
         co.user(conn_.key_name).password(conn_.key).sasl_allowed_mechs("PLAIN");
-        co.sasl_allow_insecure_mechs(conn_.development_emulator);
+        // Proton sends PLAIN only over a transport it encrypts itself; ours does TLS in its own
+        // layer (AMQPS, WebSockets over TLS), so Proton must be told PLAIN is fine here. The
+        // development emulator is plain TCP by definition (loopback, no real key).
+        co.sasl_allow_insecure_mechs(true);
     } else {
         co.sasl_allowed_mechs("ANONYMOUS");
     }
@@ -836,8 +1227,12 @@ asio::awaitable<void> eventhub_source::connect_once() {
     };
     pump->start(std::move(on_done));
 
-    const auto token_period = std::chrono::duration_cast<steady::duration>(
-        std::chrono::seconds(std::max<std::int64_t>(tuning_.token_ttl.count() * 9 / 10, 1)));
+    // Renewed at 90% of the lifetime, counted from a whole second before the token was made
+    // (its expiry is in whole seconds): a 2 s token renews after 0.9 s, not after it expired.
+    const auto token_period =
+        std::max<steady::duration>(std::chrono::duration_cast<steady::duration>(
+                                       (tuning_.token_ttl - std::chrono::seconds(1)) * 9 / 10),
+                                   std::chrono::milliseconds(500));
     connection_phase seen = connection_phase::idle;
     auto deadline = steady::now() + tuning_.phase_timeout;
     auto renew_at = steady::now() + token_period;
@@ -859,9 +1254,28 @@ asio::awaitable<void> eventhub_source::connect_once() {
         if (!running && now >= deadline) {
             ++health_.phase_timeouts;
             fail("no progress in phase " + std::string(to_string(seen)) + " within " +
-                     std::to_string(tuning_.phase_timeout.count()) + " ms",
+                     std::to_string(tuning_.phase_timeout.count()) + " ms" +
+                     (seen == connection_phase::amqp_open ? s->sasl_words() : std::string()),
                  core::amqp_error_class::transient);
             break;
+        }
+        // Partitions whose own back-off is over attach again; the source's health follows the
+        // partitions while the connection runs.
+        steady::time_point retry = steady::time_point::max();
+        if (running) {
+            bool started = false;
+            retry = s->retry_due(now, started);
+            if (started) pump->wake();
+            update_partition_health(s);
+            const auto put_limit =
+                std::chrono::duration_cast<steady::duration>(tuning_.phase_timeout);
+            if (s->tokens_waiting > 0 && now - s->tokens_sent_at >= put_limit) {
+                fail("put-token not answered within " +
+                         std::to_string(tuning_.phase_timeout.count()) + " ms",
+                     core::amqp_error_class::transient);
+                break;
+            }
+            if (s->tokens_waiting > 0) retry = std::min(retry, s->tokens_sent_at + put_limit);
         }
         // Timed duties first: a backlog that never lets the batches run dry must not starve
         // the token renewal.
@@ -893,7 +1307,7 @@ asio::awaitable<void> eventhub_source::connect_once() {
             co_await asio::post(ex, asio::use_awaitable);
             continue;
         }
-        co_await wait_until(running ? std::min(renew_at, manage_at) : deadline);
+        co_await wait_until(running ? std::min(std::min(renew_at, manage_at), retry) : deadline);
     }
     // A commit under way is waited for, so its checkpoints count. The open batch was processed
     // whole, so it is committed too (a stop or a lost connection need not read it again), unless
@@ -908,6 +1322,8 @@ asio::awaitable<void> eventhub_source::connect_once() {
     if (drop_requested_) fail("connection dropped on request", core::amqp_error_class::transient);
     if (!finished->empty()) fail(*finished, core::amqp_error_class::transient);
     session_ = nullptr;
+    for (auto& p : health_.partitions)
+        p.attached = false;
     pump_.reset();
     if (!pump->finished()) pump->abort(stopping_ ? "stopping" : "reconnecting");
 }
@@ -954,9 +1370,11 @@ void eventhub_source::process_pending(session* s, std::size_t max_messages) {
         b.messages.push_back(std::move(s->pending.front()));
         s->pending.pop_front();
         auto& m = b.messages.back();
+        // Events lost just before this one: the alert goes in the same transaction as the
+        // checkpoint that moves past them (invariant 1), so the loss is never silent.
+        if (m.gap) b.findings.push_back(gap_finding(m.hub, m.partition, *m.gap, now));
         ++health_.messages;
         ++partition_health(m.hub, m.partition).messages;
-        ++b.credit_back[m.key];
         if (m.too_large) {
             ++health_.common.rejected["message_too_large"];
             if (auto count = too_large_log_.note(now))
@@ -1027,17 +1445,26 @@ bool eventhub_source::finish_commit(session* s) {
     for (const auto& [key, cp] : b->advance) {
         committed_[key] = cp;
         if (auto* sess = session_; sess != nullptr) {
-            const auto& parts = sess->key_parts[key];
-            partition_health(parts.first, parts.second).committed_sequence = cp.sequence_number;
+            if (auto it = sess->parts.find(key); it != sess->parts.end())
+                partition_health(it->second.hub, it->second.id).committed_sequence =
+                    cp.sequence_number;
         }
     }
     // Durable: only now accept the deliveries and give the credit back (bounded memory).
     auto pump = pump_.lock();
     if (pump && !pump->finished() && session_ == s) {
-        for (auto& m : b->messages)
-            if (!m.settled) m.d.accept();
-        for (const auto& [key, count] : b->credit_back)
-            s->receivers[key].add_credit(count);
+        std::map<std::string, std::uint32_t> credit;
+        for (auto& m : b->messages) {
+            if (m.link.active() && !m.settled) m.d.accept();
+            // Credit goes back only to the link the message came on while it is still the
+            // partition's live link: a re-attached link got its own credit.
+            auto it = s->parts.find(m.key);
+            if (it != s->parts.end() && it->second.link == m.link &&
+                it->second.state == session::link_state::receiving)
+                ++credit[m.key];
+        }
+        for (const auto& [key, count] : credit)
+            s->parts[key].link.add_credit(count);
         pump->wake();
     }
     return true;

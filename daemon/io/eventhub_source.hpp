@@ -19,10 +19,15 @@
 //   cbs_auth    $cbs put-token, one SAS token per hub (HMAC-SHA256 computed here, core/eventhub),
 //               renewed at 90% of its lifetime while running.
 //   management  $management READ of each hub (partition ids) and of each partition
-//               (last_enqueued_sequence_number, for the stuck rule).
+//               (begin/last sequence numbers: the attach rule, the stuck rule).
 //   receivers   one receiver per partition on the consumer group, resuming after the committed
 //               checkpoint with the selector filter (first start: enqueued time = now − lookback);
-//               optional com.microsoft:epoch link property.
+//               optional com.microsoft:epoch link property. Each partition link has its own
+//               small state machine (session::link_state: info → attaching → receiving →
+//               backoff/token → info ...): a link that is stolen, detached or refused affects
+//               its partition only and attaches again on its own back-off (capped by
+//               partition_backoff_max); the connection reaches `running` once every
+//               partition's first attach was answered, whatever the answer.
 //   running     deliveries are batched; each batch goes through the pipeline, and findings +
 //               per-partition checkpoints are committed in ONE store transaction (ingestor),
 //               overlapped with the processing of the next batch; only after the commit are the
@@ -31,10 +36,22 @@
 //               bounds memory. A crash re-reads at most the uncommitted batch (at-least-once; alert
 //               ids are deterministic, so a re-read never pages twice).
 //
-// Error policy: nothing is fatal to the daemon. Transport errors, link detaches (idle timeout
-// detach-forced, amqp:link:stolen by an epoch receiver), resource-limit-exceeded/server-busy and
-// refused tokens all end the connection and reconnect after a back-off whose class comes from
-// core::classify_amqp_error; the last error and the failing-since time are in health().
+// Error policy: nothing is fatal to the daemon. Transport errors, failures of the connection or
+// of its $cbs/$management links and refused put-tokens end the connection and reconnect after a
+// back-off whose class comes from core::classify_amqp_error. A partition link's failure is that
+// partition's: detach-forced and server-busy re-attach on its back-off; amqp:link:stolen (another
+// epoch owner) too, and the partition counts as failing at once (health().common names it and
+// the other epoch when the service says it, so the tripwire raises source_error after
+// source_error_threshold); amqp:unauthorized-access (a CBS token that expired or was revoked)
+// puts a new token and attaches again at once. The last error and failing-since are in health().
+//
+// Retention gaps (issue 16): every (re)attach resumes after the last event read and expects the
+// next sequence number; a delivery that jumps (the service starts at the oldest event retention
+// left), or runtime info showing everything after the checkpoint expired, is a critical
+// events_lost alert naming hub, partition, the missing range and its enqueued-time window,
+// committed in the same transaction as the checkpoint that moves past it. A checkpoint past the
+// partition's end (the hub was deleted and created again) is events_lost too (cause "reset"),
+// and the partition is then read from its beginning (core::plan_attach states the rule).
 // A partition whose committed position does not move while $management reports newer events
 // for `stuck_after` is reported as stuck (health + one warning line), not silently waited on,
 // and the connection is made again once per episode (a broker that lost the link's credit
@@ -90,6 +107,7 @@ struct eventhub_partition_health {
     std::int64_t last_enqueued_sequence = -1;  // the service's view ($management)
     std::uint64_t messages = 0;
     bool stuck = false;
+    bool attached = false;  // its receiver link is attached on the live connection
 };
 
 struct eventhub_health {
@@ -101,11 +119,15 @@ struct eventhub_health {
     std::uint64_t auth_refused = 0, detached = 0, stolen = 0, busy = 0, phase_timeouts = 0;
     std::uint64_t messages = 0, batches = 0, commit_failures = 0, bad_bodies = 0;
     std::uint64_t token_puts = 0;
+    std::uint64_t partition_failures = 0;  // partition links that failed (the others went on)
+    std::uint64_t reattaches = 0;          // partition links attached again after a failure
+    std::uint64_t gaps = 0;                // events_lost alerts raised
     // Most messages ever held uncommitted (received, not yet durable): bounded by credit per
     // partition, whatever the backlog.
     std::size_t max_uncommitted = 0;
     std::vector<eventhub_partition_health> partitions;
     std::size_t stuck_partitions() const;
+    bool all_attached() const;  // every partition known so far is attached
 };
 
 // Test seams and production defaults (not in the config file).
@@ -116,9 +138,12 @@ struct eventhub_tuning {
     std::chrono::milliseconds stuck_after{300000};
     std::chrono::milliseconds backoff_initial{1000}, backoff_max{60000};
     std::chrono::milliseconds busy_min{4000};       // server-busy: the Python SDK waits >= 4 s
-    std::chrono::milliseconds long_backoff{60000};  // auth refused / link stolen
-    std::size_t max_batch = 500;                    // messages per store transaction
-    bool sasl_plain = false;  // SASL PLAIN; forced on by [sources.eventhub] sasl = "plain"
+    std::chrono::milliseconds long_backoff{60000};  // the connection: auth refused
+    // One partition's re-attach back-off cap (stolen, detached, refused): its own, short enough
+    // that a partition another owner held for a moment is read again within seconds.
+    std::chrono::milliseconds partition_backoff_max{30000};
+    std::size_t max_batch = 500;  // messages per store transaction
+    bool sasl_plain = false;      // SASL PLAIN; forced on by [sources.eventhub] sasl = "plain"
 };
 
 class eventhub_source {
@@ -161,6 +186,14 @@ private:
     void fail(const std::string& error, core::amqp_error_class cls);
     void notify();
     void on_partition_info(const std::string& hub, const std::string& p, std::int64_t last);
+    // events_lost: the alert (critical, evidence) for a gap; raise_gap() queues it in the open
+    // batch when it is known before any delivery.
+    core::finding gap_finding(const std::string& hub, const std::string& partition,
+                              const core::sequence_gap& g, core::micros now);
+    void raise_gap(const std::string& hub, const std::string& partition,
+                   const core::sequence_gap& g);
+    std::chrono::milliseconds partition_backoff(core::amqp_error_class cls, int failures_in_row);
+    void update_partition_health(session* s);
     eventhub_partition_health& partition_health(const std::string& hub, const std::string& p);
     core::finding refused_message_finding(const std::string& key, const core::message_position& pos,
                                           std::uint64_t size, const std::string& head,

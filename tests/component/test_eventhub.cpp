@@ -261,6 +261,7 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
         CHECK(held);
     }
     const auto connects = e.health().connects;
+    const auto reattaches = e.health().reattaches;
     if (fault == "drop") e.hub.drop_connections();
     if (fault == "detach") e.hub.detach_links("amqp:link:detach-forced");
     if (fault == "steal") e.hub.detach_links("amqp:link:stolen");
@@ -268,7 +269,12 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
         e.hub.busy_attaches(2);
         e.hub.drop_connections();
     }
-    predicate back = [&e, connects] {
+    // A link fault is its partition's: the links attach again on the same connection.
+    const bool link_fault = fault == "detach" || fault == "steal";
+    predicate back = [&e, connects, reattaches, link_fault] {
+        if (link_fault)
+            return e.health().reattaches >= reattaches + 2 && e.health().all_attached() &&
+                   e.health().connects == connects;
         return e.health().connects > connects && e.health().phase == io::connection_phase::running;
     };
     {
@@ -286,7 +292,7 @@ asio::awaitable<void> reconnect_after(eh_env& e, const std::string& fault) {
         const bool held = co_await e.wait(all, 10s);
         CHECK(held);
     }
-    CHECK(e.health().failures >= 1);
+    CHECK((link_fault ? e.health().partition_failures : e.health().failures) >= 1);
     if (fault == "detach") CHECK(e.health().detached >= 1);
     if (fault == "steal") CHECK(e.health().stolen >= 1);
     if (fault == "busy") CHECK(e.health().busy >= 1);
@@ -517,16 +523,21 @@ TEST_CASE("eventhub: drains a backlog in batches bounded by credit", "[eventhub]
 
 namespace {
 
-// sasl = "plain" never falls back to ANONYMOUS: against a broker that offers only ANONYMOUS
-// (Debian's Proton cannot serve PLAIN) the connection fails in SASL and is retried; no token
-// is put and the key is not in the error.
+// sasl = "plain" never falls back to ANONYMOUS: against a broker that does not offer PLAIN the
+// connection fails in SASL at once (not after a phase timeout) with an error naming what the
+// server offered, and is retried; no token is put and the key is not in the error.
 asio::awaitable<void> plain_refused(eh_env& e) {
+    e.hub.control({{"sasl_mechanisms", "MSSBCBS ANONYMOUS EXTERNAL"}});
     e.start_source();
     predicate failed = [&e] { return e.health().failures >= 2; };
     {
         const bool held = co_await e.wait(failed, 10s);
         CHECK(held);
     }
+    INFO(e.health().common.last_error);
+    CHECK(e.health().common.last_error.find("[MSSBCBS ANONYMOUS EXTERNAL]") != std::string::npos);
+    CHECK(e.health().common.last_error.find("sources.eventhub.sasl") != std::string::npos);
+    CHECK(e.health().phase_timeouts == 0);
     CHECK(e.health().connects == 0);
     CHECK(e.health().token_puts == 0);
     CHECK(e.health().common.last_error.find(sas_key) == std::string::npos);
@@ -540,6 +551,7 @@ TEST_CASE("eventhub: SASL PLAIN is offered alone and never falls back", "[eventh
     fx.cfg.eventhub.sasl = core::eventhub_sasl::plain;
     fx.run(plain_refused);
     CHECK(fx.final_stats["tokens_accepted"].get<int>() == 0);
+    CHECK(fx.final_stats["sasl_plain"].get<int>() == 0);
     CHECK(fx.final_stats["attaches"].get<int>() == 0);
 }
 

@@ -1,5 +1,6 @@
 #include "lab/lab_eventhub.hpp"
 
+#include <proton/codec.h>
 #include <proton/delivery.h>
 #include <proton/link.h>
 
@@ -29,6 +30,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -40,6 +42,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <optional>
@@ -79,7 +82,15 @@ struct partition_state {
     // consumer, not the emulator re-encoding every message for every reader.
     std::vector<std::string> encoded;
     std::int64_t next_offset = 0;
+    // Sequence numbers are contiguous per partition; retention (truncate) removes the oldest
+    // events, so the log starts at begin_sequence and the next event gets next_sequence.
+    std::int64_t begin_sequence = 0, next_sequence = 0;
+    std::int64_t last_enqueued_ms = 0;  // of the newest event ever published (kept by truncate)
     bool stalled = false;
+    // Another receiver holds the partition with a higher epoch until held_until (hold()).
+    std::optional<std::int64_t> held_epoch;
+    steady::time_point held_until{};
+    bool held() const { return held_epoch && steady::now() < held_until; }
 };
 
 struct hub_state {
@@ -194,6 +205,14 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<asio::steady_timer> idle_timer;
     bool refuse = false, stopped = false;
     int busy = 0;
+    // SASL as Azure does it (reference §5.2): the mechanisms offered on every listener, served by
+    // a hand-rolled SASL layer (Debian's Proton cannot serve PLAIN). PLAIN with the key name and
+    // key authorises the whole connection (no CBS); ANONYMOUS needs put-token.
+    std::string sasl_mechanisms = "MSSBCBS PLAIN ANONYMOUS EXTERNAL";
+    // Tokens put before the last expire_tokens() no longer count (as if they had expired).
+    std::uint64_t token_generation = 0;
+    std::uint64_t sasl_plain = 0, sasl_anonymous = 0, sasl_refused = 0, tokens_expired = 0,
+                  out_of_range = 0;
     // stats
     std::uint64_t connections = 0, tokens_ok = 0, tokens_refused = 0, attaches = 0,
                   attaches_refused = 0, deliveries = 0, detached = 0, stolen = 0, mgmt_reads = 0;
@@ -252,7 +271,7 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
         beast::error_code ec;
         beast::tcp_stream t(std::move(s));
         if (kind == 2) {
-            self->run_amqp(io::make_byte_stream(std::move(t)));
+            self->serve_sasl(io::make_byte_stream(std::move(t)));
             co_return;
         }
         if (kind == 0) {
@@ -265,7 +284,7 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
                 co_await tls_s.next_layer().async_flush(
                     asio::redirect_error(asio::use_awaitable, ec));
             tls_s.next_layer().next_layer().expires_never();
-            if (!ec) self->run_amqp(io::make_byte_stream(std::move(tls_s)));
+            if (!ec) self->serve_sasl(io::make_byte_stream(std::move(tls_s)));
             co_return;
         }
         beast::ssl_stream<beast::tcp_stream> tls_s(std::move(t), self->tls);
@@ -300,10 +319,22 @@ struct eventhub_emulator::impl : std::enable_shared_from_this<impl> {
         wss.binary(true);
         co_await wss.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
-        self->run_amqp(io::make_byte_stream(std::move(wss)));
+        self->serve_sasl(io::make_byte_stream(std::move(wss)));
     }
 
-    void run_amqp(std::unique_ptr<io::byte_stream> stream);
+    // The SASL layer (hand-rolled, reference §5.2), then AMQP on Proton without SASL.
+    void serve_sasl(std::unique_ptr<io::byte_stream> stream);
+    // `already_read`: bytes the SASL layer read past its last frame (Proton gets them first);
+    // `plain`: the connection authenticated with SASL PLAIN (no CBS needed).
+    void run_amqp(std::unique_ptr<io::byte_stream> stream, std::string already_read,
+                  bool sasl_plain_ok);
+
+    // ---- retention, re-creation, other owners ----
+    void truncate(const std::string& hub_name, int partition, std::int64_t keep_from);
+    void recreate(const std::string& hub_name);
+    void hold(const std::string& hub_name, int partition, std::int64_t epoch,
+              std::chrono::milliseconds how_long);
+    void expire_tokens();
 
     // ---- idle links ----
     void arm_idle() {
@@ -350,12 +381,16 @@ struct broker_conn final : proton::messaging_handler {
         // partitions of the connection while it is written: it counts as at most 1 MB here.
         handed += std::min<std::uint64_t>(bytes, 1u << 20);
     }
-    std::map<std::string, proton::sender> replies;   // reply-to address -> our sender
-    std::map<std::string, std::int64_t> authorized;  // hub -> token expiry (unix s)
+    std::map<std::string, proton::sender> replies;  // reply-to address -> our sender
+    // hub -> token expiry (unix s) and the emulator's token generation when it was put
+    std::map<std::string, std::pair<std::int64_t, std::uint64_t>> authorized;
+    bool sasl_plain = false;  // SASL PLAIN with the rule's key: the whole connection may listen
 
     bool is_authorized(const std::string& hub) const {
+        if (sasl_plain) return true;
         auto it = authorized.find(hub);
-        return it != authorized.end() && it->second > wall_ms() / 1000;
+        return it != authorized.end() && it->second.first > wall_ms() / 1000 &&
+               it->second.second == em->token_generation;
     }
 
     void on_connection_open(proton::connection& c) override {
@@ -446,6 +481,44 @@ struct broker_conn final : proton::messaging_handler {
                 epoch.reset();
             }
         }
+        auto& ps = h->parts[static_cast<std::size_t>(part)];
+        // A sequence number past the partition's end (the checkpoint of a hub that was deleted
+        // and created again) is refused, as the service does; the client must decide.
+        const std::int64_t last = ps.next_sequence - 1;
+        if (pos && pos->what == core::start_position::kind::sequence_number &&
+            pos->sequence_number > last + (pos->inclusive ? 1 : 0)) {
+            ++em->out_of_range;
+            refuse(s, addr, "com.microsoft:argument-out-of-range",
+                   "The supplied sequence number '" + std::to_string(pos->sequence_number) +
+                       "' is invalid. The last sequence number in the system is '" +
+                       std::to_string(last) + "'. TrackingId:" + tracking_id() +
+                       ", SystemTracker:" + addr + ", Timestamp:" + std::to_string(wall_ms()));
+            return;
+        }
+        // Another owner with a higher epoch holds the partition (hold()).
+        if (ps.held()) {
+            if (!epoch || *epoch < *ps.held_epoch) {
+                const std::string other = std::to_string(*ps.held_epoch);
+                refuse(s, addr, "amqp:link:stolen",
+                       !epoch
+                           ? "At least one receiver for the endpoint is created with epoch of '" +
+                                 other +
+                                 "', and so non-epoch receiver is not allowed. Either "
+                                 "reconnect with a higher epoch, or make sure all epoch "
+                                 "receivers are closed or disconnected. TrackingId:" +
+                                 tracking_id() + ", SystemTracker:" + addr
+                           : "Receiver 'nil' with a higher epoch '" + other +
+                                 "' already exists. Receiver 'nil' with epoch " +
+                                 std::to_string(*epoch) +
+                                 " cannot be created. Make sure you are creating receiver "
+                                 "with increasing epoch value to ensure connectivity, or "
+                                 "ensure all old epoch receivers are closed or "
+                                 "disconnected. TrackingId:" +
+                                 tracking_id() + ", SystemTracker:" + addr);
+                return;
+            }
+            ps.held_epoch.reset();  // ours is at least as high: the other owner is detached
+        }
         // Epoch rules: a higher-or-equal epoch takes the partition over from the older link.
         if (epoch) {
             for (auto& other : em->subs) {
@@ -485,6 +558,14 @@ struct broker_conn final : proton::messaging_handler {
         em->subs.push_back(sub);
         em->log("attach " + addr + (expr.empty() ? "" : " where " + expr));
         em->deliver(em->subs.back());
+    }
+
+    static std::string tracking_id() {
+        static std::uint64_t n = 0;
+        char b[64];
+        std::snprintf(b, sizeof b, "%08llx-lab_G%llu", static_cast<unsigned long long>(wall_ms()),
+                      static_cast<unsigned long long>(++n));
+        return b;
     }
 
     void reply(const proton::message& req, int status, const std::string& description,
@@ -549,7 +630,7 @@ struct broker_conn final : proton::messaging_handler {
             return;
         }
         ++em->tokens_ok;
-        authorized[hub] = core::parse_sas_token(token)->expiry;
+        authorized[hub] = {core::parse_sas_token(token)->expiry, em->token_generation};
         reply(m, 202, "Accepted");
     }
 
@@ -593,12 +674,12 @@ struct broker_conn final : proton::messaging_handler {
             const auto& p = h->parts[static_cast<std::size_t>(part)];
             body["type"] = type;
             body["partition"] = std::to_string(part);
-            body["begin_sequence_number"] = std::int64_t{0};
-            body["last_enqueued_sequence_number"] =
-                p.log.empty() ? std::int64_t{-1} : p.log.back().sequence_number;
+            // After retention removed everything the partition is empty but keeps its last
+            // sequence number; the next event gets last + 1 (= begin).
+            body["begin_sequence_number"] = p.begin_sequence;
+            body["last_enqueued_sequence_number"] = p.next_sequence - 1;
             body["last_enqueued_offset"] = p.log.empty() ? std::string("-1") : p.log.back().offset;
-            body["last_enqueued_time_utc"] =
-                proton::timestamp(p.log.empty() ? 0 : p.log.back().enqueued_ms);
+            body["last_enqueued_time_utc"] = proton::timestamp(p.last_enqueued_ms);
             body["is_partition_empty"] = p.log.empty();
         } else {
             reply(m, 400, "unsupported type");
@@ -631,20 +712,272 @@ broker_conn::~broker_conn() {
     em->remove_subs(this);
 }
 
+// Bytes already read (by the SASL layer) are served first, then the stream's own.
+class prefixed_stream final : public io::byte_stream {
+public:
+    prefixed_stream(asio::any_io_executor ex, std::unique_ptr<io::byte_stream> inner,
+                    std::string head)
+        : ex_(std::move(ex)), inner_(std::move(inner)), head_(std::move(head)) {}
+    void async_read_some(asio::mutable_buffer b, handler h) override {
+        if (head_.empty()) return inner_->async_read_some(b, std::move(h));
+        const std::size_t n = std::min(b.size(), head_.size());
+        std::memcpy(b.data(), head_.data(), n);
+        head_.erase(0, n);
+        asio::post(ex_, [h = std::move(h), n] { h(boost::system::error_code{}, n); });
+    }
+    void async_write(asio::const_buffer b, handler h) override {
+        inner_->async_write(b, std::move(h));
+    }
+    void close() override { inner_->close(); }
+
+private:
+    asio::any_io_executor ex_;
+    std::unique_ptr<io::byte_stream> inner_;
+    std::string head_;
+};
+
+// One SASL frame (AMQP 1.0 §5.3): 8-byte header (size, doff 2, type 1, channel 0) + body.
+std::string sasl_frame(pn_data_t* body) {
+    std::string out(8, '\0');
+    char buf[2048];
+    const ssize_t n = pn_data_encode(body, buf, sizeof buf);
+    if (n < 0) return {};
+    const auto size = static_cast<std::uint32_t>(8 + n);
+    out[0] = static_cast<char>(size >> 24);
+    out[1] = static_cast<char>(size >> 16);
+    out[2] = static_cast<char>(size >> 8);
+    out[3] = static_cast<char>(size);
+    out[4] = 2;
+    out[5] = 1;
+    out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+
+using data_ptr = std::unique_ptr<pn_data_t, decltype(&pn_data_free)>;
+
+std::string mechanisms_frame(const std::string& mechanisms) {
+    data_ptr d(pn_data(16), &pn_data_free);
+    pn_data_put_described(d.get());
+    pn_data_enter(d.get());
+    pn_data_put_ulong(d.get(), 0x40);  // sasl-mechanisms
+    pn_data_put_list(d.get());
+    pn_data_enter(d.get());
+    pn_data_put_array(d.get(), false, PN_SYMBOL);
+    pn_data_enter(d.get());
+    std::size_t at = 0;
+    while (at < mechanisms.size()) {
+        std::size_t sp = mechanisms.find(' ', at);
+        if (sp == std::string::npos) sp = mechanisms.size();
+        if (sp > at) pn_data_put_symbol(d.get(), pn_bytes(sp - at, mechanisms.data() + at));
+        at = sp + 1;
+    }
+    pn_data_exit(d.get());
+    pn_data_exit(d.get());
+    pn_data_exit(d.get());
+    return sasl_frame(d.get());
+}
+
+std::string outcome_frame(std::uint8_t code) {
+    data_ptr d(pn_data(16), &pn_data_free);
+    pn_data_put_described(d.get());
+    pn_data_enter(d.get());
+    pn_data_put_ulong(d.get(), 0x44);  // sasl-outcome
+    pn_data_put_list(d.get());
+    pn_data_enter(d.get());
+    pn_data_put_ubyte(d.get(), code);  // 0 ok, 1 auth
+    pn_data_exit(d.get());
+    pn_data_exit(d.get());
+    return sasl_frame(d.get());
+}
+
+// The server side of the SASL exchange on one connection; hands the stream to Proton after it.
+struct sasl_server : std::enable_shared_from_this<sasl_server> {
+    sasl_server(std::shared_ptr<eventhub_emulator::impl> i, std::unique_ptr<io::byte_stream> s)
+        : em(std::move(i)), stream(std::move(s)) {}
+    std::shared_ptr<eventhub_emulator::impl> em;
+    std::unique_ptr<io::byte_stream> stream;
+    std::string in, out;
+    std::array<char, 4096> buf{};
+    bool header_done = false;
+
+    void read() {
+        auto self = shared_from_this();
+        stream->async_read_some(asio::buffer(buf),
+                                [self](const boost::system::error_code& ec, std::size_t n) {
+                                    if (ec || self->em->stopped) return;
+                                    self->in.append(self->buf.data(), n);
+                                    self->step();
+                                });
+    }
+    void write(std::string bytes, std::function<void()> then) {
+        out = std::move(bytes);
+        auto self = shared_from_this();
+        stream->async_write(
+            asio::buffer(out),
+            [self, then = std::move(then)](const boost::system::error_code& ec, std::size_t) {
+                if (ec) return self->stream->close();
+                then();
+            });
+    }
+    void step() {
+        static const std::string sasl_header("AMQP\x03\x01\x00\x00", 8),
+            amqp_header("AMQP\x00\x01\x00\x00", 8);
+        if (!header_done) {
+            if (in.size() < 8) return read();
+            if (in.compare(0, 8, amqp_header) == 0) {
+                // No SASL layer at all (the JS SDK with a SharedAccessSignature): CBS only.
+                em->run_amqp(std::move(stream), std::move(in), false);
+                return;
+            }
+            if (in.compare(0, 8, sasl_header) != 0) return stream->close();
+            in.erase(0, 8);
+            header_done = true;
+            auto self = shared_from_this();
+            write(sasl_header + mechanisms_frame(em->sasl_mechanisms), [self] { self->step(); });
+            return;
+        }
+        if (in.size() < 8) return read();
+        const std::uint32_t size = (std::uint32_t(std::uint8_t(in[0])) << 24) |
+                                   (std::uint32_t(std::uint8_t(in[1])) << 16) |
+                                   (std::uint32_t(std::uint8_t(in[2])) << 8) |
+                                   std::uint32_t(std::uint8_t(in[3]));
+        if (size < 8 || size > 65536) return stream->close();
+        if (in.size() < size) return read();
+        const std::size_t doff = static_cast<std::size_t>(std::uint8_t(in[4])) * 4;
+        const std::string body = size > doff ? in.substr(doff, size - doff) : std::string();
+        in.erase(0, size);
+        if (body.empty()) return step();  // an empty frame
+        std::string mech, response;
+        data_ptr d(pn_data(16), &pn_data_free);
+        if (pn_data_decode(d.get(), body.data(), body.size()) > 0) {
+            pn_data_t* p = d.get();
+            pn_data_rewind(p);
+            if (pn_data_next(p) && pn_data_type(p) == PN_DESCRIBED) {
+                pn_data_enter(p);
+                if (pn_data_next(p) && pn_data_type(p) == PN_ULONG &&
+                    pn_data_get_ulong(p) == 0x41 && pn_data_next(p) && pn_data_type(p) == PN_LIST) {
+                    pn_data_enter(p);
+                    if (pn_data_next(p) && pn_data_type(p) == PN_SYMBOL) {
+                        const pn_bytes_t b = pn_data_get_symbol(p);
+                        mech.assign(b.start, b.size);
+                    }
+                    if (pn_data_next(p) && pn_data_type(p) == PN_BINARY) {
+                        const pn_bytes_t b = pn_data_get_binary(p);
+                        response.assign(b.start, b.size);
+                    }
+                }
+            }
+        }
+        const bool offered =
+            (" " + em->sasl_mechanisms + " ").find(" " + mech + " ") != std::string::npos;
+        bool ok = false, plain = false;
+        if (offered && mech == "ANONYMOUS") ok = true;
+        if (offered && mech == "PLAIN") {
+            // authzid NUL authcid NUL password: the rule's name and its key.
+            const auto a = response.find('\0');
+            const auto b = a == std::string::npos ? a : response.find('\0', a + 1);
+            ok = b != std::string::npos && response.substr(a + 1, b - a - 1) == em->opts.key_name &&
+                 response.substr(b + 1) == em->opts.key;
+            plain = ok;
+        }
+        if (plain) ++em->sasl_plain;
+        if (ok && !plain) ++em->sasl_anonymous;
+        if (!ok) {
+            ++em->sasl_refused;
+            em->log("SASL " + (mech.empty() ? std::string("(no mechanism)") : mech) + " refused");
+        }
+        auto self = shared_from_this();
+        write(outcome_frame(ok ? 0 : 1), [self, ok, plain] {
+            if (!ok) return self->stream->close();
+            self->em->run_amqp(std::move(self->stream), std::move(self->in), plain);
+        });
+    }
+};
+
 }  // namespace
 
-void eventhub_emulator::impl::run_amqp(std::unique_ptr<io::byte_stream> stream) {
+void eventhub_emulator::impl::serve_sasl(std::unique_ptr<io::byte_stream> stream) {
+    if (stopped) return;
+    std::make_shared<sasl_server>(shared_from_this(), std::move(stream))->step();
+}
+
+void eventhub_emulator::impl::truncate(const std::string& hub_name, int partition,
+                                       std::int64_t keep_from) {
+    hub_state* h = hub(hub_name);
+    if (!h || partition < 0 || partition >= static_cast<int>(h->parts.size())) return;
+    auto& p = h->parts[static_cast<std::size_t>(partition)];
+    keep_from = std::min(keep_from, p.next_sequence);
+    if (keep_from <= p.begin_sequence) return;
+    const auto n = static_cast<std::size_t>(keep_from - p.begin_sequence);
+    p.log.erase(p.log.begin(), p.log.begin() + static_cast<std::ptrdiff_t>(n));
+    p.encoded.erase(p.encoded.begin(), p.encoded.begin() + static_cast<std::ptrdiff_t>(n));
+    p.begin_sequence = keep_from;
+    log("retention: " + hub_name + "/" + std::to_string(partition) + " now begins at sequence " +
+        std::to_string(keep_from));
+    // A reader behind the new beginning silently continues at it, as the service does.
+    for (auto& s : subs)
+        if (s.hub == hub_name && s.partition == partition) s.next = s.next > n ? s.next - n : 0;
+}
+
+void eventhub_emulator::impl::recreate(const std::string& hub_name) {
+    hub_state* h = hub(hub_name);
+    if (!h) return;
+    log("hub " + hub_name + " deleted and created again");
+    for (auto& s : subs)
+        if (s.hub == hub_name)
+            close_sub(s, "amqp:not-found",
+                      "The messaging entity '" + hub_name + "' could not be found.");
+    for (auto& p : h->parts)
+        p = partition_state{};
+    h->created_ms = wall_ms();
+}
+
+void eventhub_emulator::impl::hold(const std::string& hub_name, int partition, std::int64_t epoch,
+                                   std::chrono::milliseconds how_long) {
+    hub_state* h = hub(hub_name);
+    if (!h || partition < 0 || partition >= static_cast<int>(h->parts.size())) return;
+    auto& p = h->parts[static_cast<std::size_t>(partition)];
+    p.held_epoch = epoch;
+    p.held_until = steady::now() + how_long;
+    log("another receiver (epoch " + std::to_string(epoch) + ") holds " + hub_name + "/" +
+        std::to_string(partition));
+    for (auto& s : subs) {
+        if (s.hub != hub_name || s.partition != partition || !s.link.active()) continue;
+        ++stolen;
+        close_sub(s, "amqp:link:stolen",
+                  "New receiver 'nil' with higher epoch of '" + std::to_string(epoch) +
+                      "' is created hence current receiver 'nil' with epoch '" +
+                      (s.epoch ? std::to_string(*s.epoch) : std::string("null")) +
+                      "' is getting disconnected. If you are recreating the receiver, make sure "
+                      "a higher epoch is used. TrackingId:" +
+                      broker_conn::tracking_id() + ", SystemTracker:" + hub_name +
+                      ", Timestamp:" + std::to_string(wall_ms()));
+    }
+}
+
+void eventhub_emulator::impl::expire_tokens() {
+    ++token_generation;
+    log("every CBS token expires now");
+    // check_idle() detaches the links whose token is gone; at once here.
+    check_idle();
+}
+
+void eventhub_emulator::impl::run_amqp(std::unique_ptr<io::byte_stream> stream,
+                                       std::string already_read, bool sasl_plain_ok) {
     if (stopped) return;
     ++connections;
     auto h = std::make_unique<broker_conn>(shared_from_this());
     broker_conn* hp = h.get();
+    hp->sasl_plain = sasl_plain_ok;
+    if (!already_read.empty())
+        stream = std::make_unique<prefixed_stream>(ctx.get_executor(), std::move(stream),
+                                                   std::move(already_read));
     auto pump = std::make_shared<io::amqp_pump>(ctx.get_executor(), std::move(stream), std::move(h),
                                                 "eventhub-emulator");
     hp->pump = pump;
     proton::connection_options co;
     co.handler(*hp);
-    co.sasl_enabled(true);
-    co.sasl_allowed_mechs("ANONYMOUS");  // Debian's Proton has no SASL PLAIN server
+    co.sasl_enabled(false);  // done by serve_sasl (Debian's Proton has no SASL PLAIN server)
     pump->driver().accept(co);
     std::weak_ptr<impl> wi = shared_from_this();
     pump->on_written([wi, hp] {
@@ -700,8 +1033,18 @@ void eventhub_emulator::impl::close_sub(subscriber& s, const std::string& cond,
 }
 
 void eventhub_emulator::impl::check_idle() {
-    if (opts.link_idle_timeout.count() <= 0) return;
     const auto now = steady::now();
+    // When a token expires the service closes that entity's links (reference §5.2).
+    for (auto& s : subs) {
+        if (s.link.active() && s.conn && !s.conn->is_authorized(s.hub)) {
+            ++tokens_expired;
+            close_sub(s, "amqp:unauthorized-access",
+                      "ExpiredToken: The token is expired. Expiration time: '" +
+                          std::to_string(wall_ms() / 1000) + "'. TrackingId:" +
+                          broker_conn::tracking_id() + ", SystemTracker:" + s.hub);
+        }
+    }
+    if (opts.link_idle_timeout.count() <= 0) return;
     for (auto& s : subs) {
         if (s.link.active() && now - s.last_activity > opts.link_idle_timeout) {
             ++detached;
@@ -744,10 +1087,11 @@ eventhub_event eventhub_emulator::publish(std::string body, int partition, std::
     if (partition < 0 || partition >= n) partition = h->round_robin++ % n;
     auto& p = h->parts[static_cast<std::size_t>(partition)];
     eventhub_event e;
-    e.sequence_number = static_cast<std::int64_t>(p.log.size());
+    e.sequence_number = p.next_sequence++;
     e.offset = std::to_string(p.next_offset);
     p.next_offset += static_cast<std::int64_t>(body.size()) + 64;  // a header's worth of bytes
     e.enqueued_ms = enqueued_ms != 0 ? enqueued_ms : wall_ms();
+    p.last_enqueued_ms = e.enqueued_ms;
     e.body = std::move(body);
     proton::message m;
     m.body(proton::binary(e.body.begin(), e.body.end()));
@@ -829,9 +1173,18 @@ void eventhub_emulator::busy_attaches(int count) {
 
 json eventhub_emulator::control(const json& req) {
     if (!req.is_object()) return {{"error", "expected a JSON object"}};
-    static const std::vector<std::string> known = {"drop",   "freeze", "refuse_tokens",   "detach",
-                                                   "steal",  "stall",  "stall_partition", "busy",
-                                                   "publish"};
+    // Also, the faults that make a consumer lose events or a partition (issue 16):
+    //   {"truncate":{"partition":N,"before":SEQ}}   retention: events below SEQ are gone
+    //   {"recreate":true}                            the hub deleted and created again (empty)
+    //   {"hold":{"partition":N,"epoch":E,"seconds":S}}  another receiver with epoch E takes
+    //                                                the partition for S seconds
+    //   {"expire_tokens":true}                       every CBS token expires now (links close)
+    //   {"sasl_mechanisms":"MSSBCBS ANONYMOUS"}      what SASL offers from the next connection
+    // "hub" names the hub for truncate/recreate/hold (default: the first).
+    static const std::vector<std::string> known = {
+        "drop", "freeze",  "refuse_tokens", "detach",   "steal", "stall",         "stall_partition",
+        "busy", "publish", "truncate",      "recreate", "hold",  "expire_tokens", "sasl_mechanisms",
+        "hub"};
     for (const auto& [k, v] : req.items()) {
         if (std::find(known.begin(), known.end(), k) == known.end())
             return {{"error", "unknown key " + k}};
@@ -844,6 +1197,21 @@ json eventhub_emulator::control(const json& req) {
     if (req.value("steal", false)) detach_links("amqp:link:stolen");
     if (req.value("drop", false)) drop_connections();
     if (req.value("freeze", false)) freeze_connections();
+    const std::string hub_name = req.value("hub", impl_->opts.hubs.front());
+    if (req.contains("truncate")) {
+        const json& t = req["truncate"];
+        impl_->truncate(hub_name, t.value("partition", 0), t.value("before", std::int64_t{0}));
+    }
+    if (req.value("recreate", false)) impl_->recreate(hub_name);
+    if (req.contains("hold")) {
+        const json& t = req["hold"];
+        impl_->hold(
+            hub_name, t.value("partition", 0), t.value("epoch", std::int64_t{1}),
+            std::chrono::milliseconds(static_cast<std::int64_t>(t.value("seconds", 5.0) * 1000)));
+    }
+    if (req.value("expire_tokens", false)) impl_->expire_tokens();
+    if (req.contains("sasl_mechanisms"))
+        impl_->sasl_mechanisms = req["sasl_mechanisms"].get<std::string>();
     if (req.contains("publish")) {
         const json& p = req["publish"];
         // When the broker starts handing the event to the attached receivers: the start of
@@ -868,6 +1236,8 @@ json eventhub_emulator::stats() const {
             parts.push_back({{"hub", name},
                              {"partition", p},
                              {"events", h.parts[p].log.size()},
+                             {"begin_sequence", h.parts[p].begin_sequence},
+                             {"held", h.parts[p].held()},
                              {"stalled", h.parts[p].stalled}});
     }
     std::size_t attached = 0;
@@ -884,6 +1254,11 @@ json eventhub_emulator::stats() const {
         {"detached", i.detached},
         {"stolen", i.stolen},
         {"management_reads", i.mgmt_reads},
+        {"sasl_plain", i.sasl_plain},
+        {"sasl_anonymous", i.sasl_anonymous},
+        {"sasl_refused", i.sasl_refused},
+        {"tokens_expired", i.tokens_expired},
+        {"out_of_range", i.out_of_range},
         {"max_unaccepted", i.max_unaccepted},
         {"accepted", i.accepted},
         {"filters", json(std::vector<json>(i.filters.begin(), i.filters.end()))},

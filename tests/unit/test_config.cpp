@@ -811,6 +811,8 @@ epoch = 7
 idle_timeout = "90s"
 sasl = "plain"
 max_message_size = 1048576
+reconnect_backoff_max = "2m"
+partition_backoff_max = "10s"
 )");
         INFO(all_errors(r));
         REQUIRE(r.value.has_value());
@@ -827,6 +829,20 @@ max_message_size = 1048576
         CHECK(*e.epoch == 7);
         CHECK(e.idle_timeout == seconds{90});
         CHECK(e.max_message_size == 1048576);
+        CHECK(e.reconnect_backoff_max == seconds{120});
+        CHECK(e.partition_backoff_max == seconds{10});
+    }
+    SECTION("back-off caps: unset by default, 1 s..1 h") {
+        const auto r = parse(minimal);
+        REQUIRE(r.value.has_value());
+        CHECK_FALSE(r.value->eventhub.reconnect_backoff_max.has_value());
+        CHECK_FALSE(r.value->eventhub.partition_backoff_max.has_value());
+        const std::string low = minimal + "[sources.eventhub]\npartition_backoff_max = \"500ms\"\n";
+        require_error(parse(low), "sources.eventhub.partition_backoff_max",
+                      line_of(low, "partition_backoff_max"), "at least");
+        const std::string high = minimal + "[sources.eventhub]\nreconnect_backoff_max = \"2h\"\n";
+        require_error(parse(high), "sources.eventhub.reconnect_backoff_max",
+                      line_of(high, "reconnect_backoff_max"), "at most 1h");
     }
     SECTION("bad sasl") {
         const std::string text = minimal + "[sources.eventhub]\nsasl = \"external\"\n";

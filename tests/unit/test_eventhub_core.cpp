@@ -223,7 +223,12 @@ TEST_CASE("amqp errors: busy, stolen and fatal are told apart") {
     CHECK(classify_amqp_error("com.microsoft:server-busy") == amqp_error_class::busy);
     CHECK(classify_amqp_error("amqp:resource-limit-exceeded") == amqp_error_class::busy);
     CHECK(classify_amqp_error("amqp:link:stolen") == amqp_error_class::stolen);
-    CHECK(classify_amqp_error("amqp:unauthorized-access") == amqp_error_class::fatal);
+    // A token that expired on a live link is renewed, not fatal; a position past the end is
+    // decided by the attach rule.
+    CHECK(classify_amqp_error("amqp:unauthorized-access") == amqp_error_class::unauthorized);
+    CHECK(classify_amqp_error("com.microsoft:argument-out-of-range") ==
+          amqp_error_class::out_of_range);
+    CHECK(classify_amqp_error("com.microsoft:auth-failed") == amqp_error_class::fatal);
     CHECK(classify_amqp_error("amqp:not-found") == amqp_error_class::fatal);
 }
 
@@ -236,4 +241,106 @@ TEST_CASE("stuck partition: behind without progress for the threshold") {
     CHECK_FALSE(d.observe(7, 9, 111));  // progress clears it
     CHECK_FALSE(d.observe(9, 9, 200));  // caught up
     CHECK_FALSE(d.observe(9, 9, 500));  // quiet partition is not stuck
+}
+
+TEST_CASE("attach plan: nothing read yet starts by enqueued time and checks nothing") {
+    const auto p =
+        plan_attach(std::nullopt, partition_info{}, 10'000'000'000, std::chrono::seconds(60));
+    CHECK(p.from.what == start_position::kind::enqueued_time);
+    CHECK(p.from.enqueued_ms == 10'000'000 - 60'000);
+    CHECK(p.expect_next == -1);
+    CHECK_FALSE(p.lost);
+}
+
+TEST_CASE("attach plan: after n within the stream asks for > n and expects n + 1") {
+    eventhub_checkpoint cp{41, "4100", 1000};
+    partition_info info{0, 99, 5000, false};
+    const auto p = plan_attach(cp, info, 0, std::chrono::seconds(60));
+    CHECK(selector_expression(p.from) == "amqp.annotation.x-opt-sequence-number > '41'");
+    CHECK(p.expect_next == 42);
+    CHECK(p.last_read_ms == 1000);
+    CHECK_FALSE(p.lost);
+    // Retention removed 42..59: the first delivery will show it (the window needs its time).
+    info.begin_sequence = 60;
+    CHECK_FALSE(plan_attach(cp, info, 0, std::chrono::seconds(60)).lost);
+    // Without runtime info the plan is the same.
+    CHECK(plan_attach(cp, std::nullopt, 0, std::chrono::seconds(60)).expect_next == 42);
+}
+
+TEST_CASE("attach plan: everything after n expired - the loss is known before any delivery") {
+    eventhub_checkpoint cp{41, "", 1000};
+    partition_info info{100, 99, 5000, true};
+    const auto p = plan_attach(cp, info, 0, std::chrono::seconds(60));
+    REQUIRE(p.lost);
+    CHECK(p.lost->why == sequence_gap::cause::retention);
+    CHECK(p.lost->first == 42);
+    CHECK(p.lost->last == 99);
+    CHECK(p.lost->from_ms == 1000);
+    CHECK(p.lost->to_ms == 5000);
+    CHECK(p.expect_next == 100);
+    // Caught up exactly: nothing lost.
+    cp.sequence_number = 99;
+    CHECK_FALSE(plan_attach(cp, info, 0, std::chrono::seconds(60)).lost);
+}
+
+TEST_CASE("attach plan: a checkpoint past the end is a reset read from the beginning") {
+    eventhub_checkpoint cp{500, "", 1000};
+    partition_info info{0, 10, 5000, false};
+    const auto p = plan_attach(cp, info, 0, std::chrono::seconds(60));
+    REQUIRE(p.lost);
+    CHECK(p.lost->why == sequence_gap::cause::reset);
+    CHECK(p.lost->checkpoint == 500);
+    CHECK(p.lost->first == 501);
+    CHECK(p.lost->last == -1);
+    CHECK(p.lost->resumed_at == 0);
+    CHECK(selector_expression(p.from) == "amqp.annotation.x-opt-sequence-number >= '0'");
+    CHECK(p.expect_next == 0);
+    // A re-created hub that never held an event: read from 0 when it does.
+    const auto empty = plan_attach(cp, partition_info{0, -1, 0, true}, 0, std::chrono::seconds(60));
+    REQUIRE(empty.lost);
+    CHECK(empty.lost->resumed_at == 0);
+    // Retention moved the beginning on: read from the oldest event left.
+    const auto later =
+        plan_attach(cp, partition_info{7, 10, 0, false}, 0, std::chrono::seconds(60));
+    CHECK(later.lost->resumed_at == 7);
+}
+
+TEST_CASE("deliveries: a jump in sequence numbers is a gap with its time window") {
+    std::int64_t expect = 5, last_ms = 100;
+    message_position p;
+    p.sequence_number = 5;
+    p.enqueued_ms = 200;
+    CHECK_FALSE(observe_delivery(expect, last_ms, p));
+    CHECK(expect == 6);
+    p.sequence_number = 12;
+    p.enqueued_ms = 900;
+    auto g = observe_delivery(expect, last_ms, p);
+    REQUIRE(g);
+    CHECK(g->first == 6);
+    CHECK(g->last == 11);
+    CHECK(g->from_ms == 200);
+    CHECK(g->to_ms == 900);
+    CHECK(expect == 13);
+    p.sequence_number = 8;  // a repeat (re-delivered): nothing changes
+    CHECK_FALSE(observe_delivery(expect, last_ms, p));
+    CHECK(expect == 13);
+    std::int64_t unknown = -1, ms = 0;  // started by enqueued time: the first one sets the pace
+    p.sequence_number = 77;
+    CHECK_FALSE(observe_delivery(unknown, ms, p));
+    CHECK(unknown == 78);
+    CHECK_FALSE(observe_delivery(unknown, ms, message_position{}));
+    CHECK(unknown == -1);  // no sequence number: the next one sets the pace, no false gap
+    p.sequence_number = 90;
+    CHECK_FALSE(observe_delivery(unknown, ms, p));
+}
+
+TEST_CASE("stolen: the other owner's epoch from the service's texts") {
+    CHECK(stolen_by_epoch("New receiver 'nil' with higher epoch of '9' is created hence current "
+                          "receiver 'nil' with epoch '7' is getting disconnected.") == 9);
+    CHECK(stolen_by_epoch("At least one receiver for the endpoint is created with epoch of '12', "
+                          "and so non-epoch receiver is not allowed.") == 12);
+    CHECK(stolen_by_epoch("Receiver 'a' with a higher epoch '3' already exists. Receiver 'b' "
+                          "with epoch 1 cannot be created.") == 3);
+    CHECK_FALSE(stolen_by_epoch("detached by fault injection"));
+    CHECK_FALSE(stolen_by_epoch("higher epoch of 'x'"));
 }
