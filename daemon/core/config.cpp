@@ -878,6 +878,12 @@ void parse_eventhub(table_reader& r, eventhub_source_config& e) {
     if (r.get_string("host", e.host) && has_control_char(e.host)) {
         r.error_at("host", *r.take("host"), "expected a host name");
     }
+    if (r.get_string("tls_server_name", e.tls_server_name) &&
+        (e.tls_server_name.empty() || has_control_char(e.tls_server_name) ||
+         e.tls_server_name.find_first_of(" /:@") != std::string::npos)) {
+        r.error_at("tls_server_name", *r.take("tls_server_name"),
+                   "expected a DNS name (the namespace's, e.g. contoso.servicebus.windows.net)");
+    }
     static constexpr std::array<std::pair<std::string_view, eventhub_transport>, 2> transports{{
         {"amqps", eventhub_transport::amqps},
         {"websocket", eventhub_transport::websocket},

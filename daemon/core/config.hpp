@@ -84,6 +84,9 @@ struct eventhub_source_config {
     std::vector<std::string> event_hubs;  // hub names; default: EntityPath of the connection string
     std::string consumer_group = "$Default";
     std::string host;  // optional: connect here instead of the Endpoint host (lab, private link)
+    // optional: the name the server's certificate must carry when `host` is an IP address or a
+    // private endpoint (default: `host` when set, else the namespace host of the Endpoint)
+    std::string tls_server_name;
     eventhub_transport transport = eventhub_transport::amqps;
     std::string ca_file;
     std::string proxy;

@@ -1167,6 +1167,7 @@ asio::awaitable<void> eventhub_source::connect_once() {
     o.host = conn_.namespace_host;
     o.port = eventhub_port(conn_, ec_.transport == core::eventhub_transport::websocket);
     if (!ec_.host.empty()) split_host(ec_.host, o.host, o.port);
+    o.tls_name = ec_.tls_server_name;
     o.tls = !conn_.development_emulator;
     o.tls_context = tls_.get();
     o.websocket = ec_.transport == core::eventhub_transport::websocket;

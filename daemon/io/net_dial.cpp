@@ -87,7 +87,7 @@ asio::awaitable<void> ws_upgrade(WS& ws, const dial_options& o, std::string& err
     ws.set_option(websocket::stream_base::decorator(std::move(decorate)));
     ws.binary(true);
     websocket::response_type res;
-    const std::string host = authority(o.host, o.port);
+    const std::string host = authority(o.tls_name.empty() ? o.host : o.tls_name, o.port);
     co_await ws.async_handshake(res, host, o.ws_path,
                                 asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
@@ -194,8 +194,9 @@ namespace {
 template <class TlsStream>
 asio::awaitable<bool> tls_handshake(TlsStream& tls_s, beast::tcp_stream& tcp, const dial_options& o,
                                     const std::string& target, dial_result& out) {
-    if (!set_tls_peer(tls_s.native_handle(), o.host)) {
-        out.error = "TLS setup for " + target + ": cannot set the expected host name";
+    const std::string& name = o.tls_name.empty() ? o.host : o.tls_name;
+    if (!set_tls_peer(tls_s.native_handle(), name)) {
+        out.error = "TLS setup for " + target + ": cannot set the expected host name " + name;
         co_return false;
     }
     beast::error_code ec;
@@ -209,7 +210,9 @@ asio::awaitable<bool> tls_handshake(TlsStream& tls_s, beast::tcp_stream& tcp, co
     tcp.expires_never();
     if (ec) {
         out.timed_out = ec == beast::error::timeout;
-        out.error = "TLS handshake with " + target + ": " +
+        out.error = "TLS handshake with " + target +
+                    (o.tls_name.empty() ? std::string() : " (expecting " + o.tls_name + ")") +
+                    ": " +
                     (out.timed_out ? "timed out after " + ms_text(o.phase_timeout)
                                    : tls_failure_text(tls_s.native_handle(), ec));
         co_return false;

@@ -47,7 +47,10 @@ boost::asio::awaitable<proxy_outcome> proxy_connect(boost::beast::tcp_stream& s,
                                                     const std::string& user_agent);
 
 struct dial_options {
-    std::string host;  // where the TCP (or CONNECT) goes and the TLS name checked
+    std::string host;  // where the TCP (or CONNECT) goes and, unless tls_name, the TLS name
+    // The name the server's certificate must carry (SNI, verification, WebSocket Host) when it is
+    // not `host`: an IP address or a private endpoint dialled for a public namespace name.
+    std::string tls_name;
     std::uint16_t port = 0;
     std::string proxy;  // "http://host:port"; empty = direct
     bool tls = true;

@@ -1145,3 +1145,15 @@ TEST_CASE("a watched account may be a service principal or a managed identity", 
     CHECK_THAT(all_errors(parse(bad)),
                Catch::Contains("expected user, service_principal or managed_identity"));
 }
+
+TEST_CASE("eventhub tls_server_name: a DNS name", "[config]") {
+    const std::string base = minimal +
+                             "[sources.eventhub]\nenabled = true\n"
+                             "connection_string = \"env:EH\"\nhost = \"10.1.2.3\"\n";
+    const auto ok = parse(base + "tls_server_name = \"contoso.servicebus.windows.net\"\n");
+    INFO(all_errors(ok));
+    REQUIRE(ok.value.has_value());
+    CHECK(ok.value->eventhub.tls_server_name == "contoso.servicebus.windows.net");
+    CHECK_THAT(all_errors(parse(base + "tls_server_name = \"https://x/\"\n")),
+               Catch::Contains("expected a DNS name"));
+}
