@@ -20,7 +20,11 @@
 //     (amqp:link:detach-forced), as the service does after 30 min;
 //   - faults (C++ or the lab control API): drop every connection, refuse tokens, detach links,
 //     steal links, stall a partition (keeps accepting events, delivers nothing), answer the next
-//     attaches with com.microsoft:server-busy.
+//     attaches with com.microsoft:server-busy; and the edges of the real service: retention
+//     (truncate a partition: a reader behind it jumps silently to the oldest event left), a
+//     re-created hub (argument-out-of-range past its end), another receiver holding a partition
+//     with a higher epoch for N seconds, CBS tokens expiring on live links
+//     (amqp:unauthorized-access), SASL as Azure offers it (MSSBCBS PLAIN ANONYMOUS EXTERNAL).
 //
 // Thread: everything runs on the io_context's thread; call the methods from that thread.
 #pragma once
