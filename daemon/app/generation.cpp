@@ -115,7 +115,6 @@ std::vector<std::string> generation::source_names() const {
 }
 
 void generation::start(ended_fn ended, std::function<void()> all_done) {
-    started_ = true;
     all_done_ = std::move(all_done);
     running_ = 2 + (graph_ ? 1 : 0) + (eventhub_ ? 1 : 0) + (posture_ ? 1 : 0);
     auto end = [this, ended](const char* what) {

@@ -9,7 +9,7 @@
 // the process exit; what the tripwire knows is kept in the daemon's monitor_memory.
 //
 // Thread: main thread only. A generation is destroyed only after every component it started
-// has finished (done() is true): no coroutine frame outlives what it points at.
+// has finished (all_done ran): no coroutine frame outlives what it points at.
 #pragma once
 
 #include <exception>
@@ -49,7 +49,6 @@ public:
     void start(ended_fn ended, std::function<void()> all_done);
     // Stop intake, let in-flight deliveries finish; all_done follows.
     void stop();
-    bool done() const noexcept { return started_ && running_ == 0; }
 
     const core::config& config() const noexcept { return cfg_; }
     io::monitor& monitor() noexcept { return *monitor_; }
@@ -71,7 +70,6 @@ private:
     std::unique_ptr<io::eventhub_source> eventhub_;
     std::unique_ptr<io::posture_checker> posture_;
     std::unique_ptr<io::monitor> monitor_;
-    bool started_ = false;
     int running_ = 0;
     std::function<void()> all_done_;
 };

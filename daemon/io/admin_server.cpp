@@ -62,7 +62,11 @@ bool admin_server::evict_idle() {
         boost::system::error_code ec;
         c.socket->close(ec);  // its session sees operation_aborted and ends
         c.socket = nullptr;
-        ++evicted_;
+        if (evicted_++ % 100 == 0)
+            spdlog::warn(
+                "admin: every slot taken; closed an idle connection to make room ({} so "
+                "far)",
+                evicted_);
         return true;
     }
     return false;
@@ -85,7 +89,7 @@ asio::awaitable<void> admin_server::run() {
         for (const auto& c : *conns_)
             open += c.socket != nullptr ? 1 : 0;
         if (open >= max_connections && !evict_idle()) {
-            if (evicted_++ % 100 == 0)
+            if (refused_++ % 100 == 0)
                 spdlog::warn("admin: {} requests in progress at once; refusing a connection", open);
             continue;  // closes the socket: every slot is answering a request
         }

@@ -44,9 +44,6 @@ public:
     static constexpr std::chrono::seconds request_deadline{2};
     static constexpr std::chrono::seconds exchange_deadline{5};
 
-    std::size_t connections() const noexcept { return conns_->size(); }
-    std::uint64_t evicted() const noexcept { return evicted_; }
-
 private:
     admin_server(boost::asio::io_context& ctx, handler h)
         : acceptor_(ctx), handler_(std::move(h)) {}
@@ -63,7 +60,7 @@ private:
     };
     using connection_list = std::list<connection>;
     std::shared_ptr<connection_list> conns_ = std::make_shared<connection_list>();
-    std::uint64_t evicted_ = 0;
+    std::uint64_t evicted_ = 0, refused_ = 0;  // for rate-limited log lines
     bool stopped_ = false;
     // Closes the oldest connection that has not sent its request; false when every one has.
     bool evict_idle();
