@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/json_text.hpp"
+#include "core/base/json_text.hpp"
 
 namespace glasswatch::app {
 

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config.hpp"
-#include "core/time.hpp"
+#include "core/base/time.hpp"
+#include "core/config/config.hpp"
 
 namespace glasswatch::app {
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/secrets.hpp"
+#include "io/base/secrets.hpp"
 
 namespace glasswatch::app {
 

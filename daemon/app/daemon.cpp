@@ -17,10 +17,10 @@
 #include "app/commands.hpp"
 #include "app/config_file.hpp"
 #include "app/generation.hpp"
-#include "io/admin_server.hpp"
-#include "io/logging.hpp"
-#include "io/runtime.hpp"
-#include "io/store.hpp"
+#include "io/base/logging.hpp"
+#include "io/ops/admin_server.hpp"
+#include "io/store/runtime.hpp"
+#include "io/store/store.hpp"
 
 namespace glasswatch::app {
 

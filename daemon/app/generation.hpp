@@ -18,18 +18,18 @@
 #include <string>
 #include <vector>
 
-#include "core/alert.hpp"
-#include "core/config.hpp"
-#include "core/pipeline.hpp"
-#include "io/delivery.hpp"
-#include "io/eventhub_source.hpp"
-#include "io/graph_poller.hpp"
-#include "io/https_client.hpp"
-#include "io/ingest.hpp"
-#include "io/monitor.hpp"
-#include "io/posture_checker.hpp"
-#include "io/runtime.hpp"
-#include "io/token_provider.hpp"
+#include "core/alerting/alert.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/config/config.hpp"
+#include "io/delivery/delivery.hpp"
+#include "io/net/https_client.hpp"
+#include "io/ops/monitor.hpp"
+#include "io/sources/eventhub_source.hpp"
+#include "io/sources/graph_poller.hpp"
+#include "io/sources/ingest.hpp"
+#include "io/sources/posture_checker.hpp"
+#include "io/sources/token_provider.hpp"
+#include "io/store/runtime.hpp"
 
 namespace glasswatch::app {
 

@@ -13,10 +13,10 @@
 #include "app/cli_args.hpp"
 #include "app/commands.hpp"
 #include "app/config_file.hpp"
-#include "core/json_text.hpp"
-#include "core/time.hpp"
-#include "io/https_client.hpp"
-#include "io/store.hpp"
+#include "core/base/json_text.hpp"
+#include "core/base/time.hpp"
+#include "io/net/https_client.hpp"
+#include "io/store/store.hpp"
 
 namespace glasswatch::app {
 

@@ -43,9 +43,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/config.hpp"
-#include "core/matcher.hpp"
-#include "core/pipeline.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/config/config.hpp"
+#include "core/detection/matcher.hpp"
 
 namespace gw = glasswatch::core;
 

@@ -18,10 +18,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/eventhub.hpp"
-#include "io/eventhub_source.hpp"
-#include "io/ingest.hpp"
-#include "io/runtime.hpp"
+#include "core/protocol/eventhub.hpp"
+#include "io/sources/eventhub_source.hpp"
+#include "io/sources/ingest.hpp"
+#include "io/store/runtime.hpp"
 #include "lab/lab_eventhub.hpp"
 #include "lab/lab_graph.hpp"
 #include "support/https_server.hpp"

@@ -16,9 +16,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "io/graph_poller.hpp"
-#include "io/ingest.hpp"
-#include "io/runtime.hpp"
+#include "io/sources/graph_poller.hpp"
+#include "io/sources/ingest.hpp"
+#include "io/store/runtime.hpp"
 #include "lab/lab_graph.hpp"
 #include "support/fixtures.hpp"
 #include "support/https_server.hpp"

@@ -19,11 +19,11 @@
 #include <optional>
 #include <set>
 
-#include "core/pipeline.hpp"
-#include "core/routing.hpp"
-#include "io/delivery.hpp"
-#include "io/runtime.hpp"
-#include "io/store.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/alerting/routing.hpp"
+#include "io/delivery/delivery.hpp"
+#include "io/store/runtime.hpp"
+#include "io/store/store.hpp"
 #include "lab/lab_sinks.hpp"
 #include "support/fixtures.hpp"
 #include "support/https_server.hpp"

@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include "io/store.hpp"
+#include "io/store/store.hpp"
 
 int main(int argc, char** argv) {
     if (argc != 3) return 2;

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "io/admin_server.hpp"
+#include "io/ops/admin_server.hpp"
 
 using namespace glasswatch;
 namespace asio = boost::asio;

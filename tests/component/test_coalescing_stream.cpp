@@ -18,9 +18,9 @@
 #include <memory>
 #include <string>
 
-#include "io/amqp_pump.hpp"
-#include "io/coalescing_stream.hpp"
-#include "io/net_dial.hpp"
+#include "io/net/amqp_pump.hpp"
+#include "io/net/coalescing_stream.hpp"
+#include "io/net/net_dial.hpp"
 #include "support/https_server.hpp"
 
 using namespace glasswatch;

@@ -11,7 +11,7 @@
 #include <proton/symbol.hpp>
 
 #include "component/eventhub_fixture.hpp"
-#include "io/eventhub_message.hpp"
+#include "io/sources/eventhub_message.hpp"
 
 using namespace glasswatch;
 namespace asio = boost::asio;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "component/eventhub_fixture.hpp"
-#include "core/tripwire.hpp"
+#include "core/alerting/tripwire.hpp"
 
 using namespace glasswatch;
 namespace asio = boost::asio;

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "io/https_client.hpp"
+#include "io/net/https_client.hpp"
 #include "support/https_server.hpp"
 
 using namespace glasswatch;

@@ -14,9 +14,9 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "io/ingest.hpp"
-#include "io/posture_checker.hpp"
-#include "io/runtime.hpp"
+#include "io/sources/ingest.hpp"
+#include "io/sources/posture_checker.hpp"
+#include "io/store/runtime.hpp"
 #include "lab/lab_graph.hpp"
 #include "lab/lab_posture.hpp"
 #include "support/https_server.hpp"

@@ -12,8 +12,8 @@
 #include <random>
 #include <thread>
 
-#include "io/file_sink.hpp"
-#include "io/store.hpp"
+#include "io/delivery/file_sink.hpp"
+#include "io/store/store.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch;

@@ -5,7 +5,7 @@ sign-ins, then let it run to quiescence and count what reached the receivers.
 Each cycle starts `glasswatch run` on the same state directory and ends it with SIGKILL:
   * even cycles: after a random delay (--min-delay..--max-delay seconds after start), wherever
     the daemon happens to be (start-up, token, poll, commit, delivery);
-  * odd cycles: at a named failpoint (daemon/io/failpoint.hpp), in rotation: before_outbox_commit,
+  * odd cycles: at a named failpoint (daemon/io/base/failpoint.hpp), in rotation: before_outbox_commit,
     mid_checkpoint, after_outbox_commit, before_sink_send, after_sink_ack, after_sms_intent (an
     SMS recipient marked unsure, the POST about to leave), each at a random nth arrival; if the
     point is not reached within --failpoint-wait seconds it is a plain kill.

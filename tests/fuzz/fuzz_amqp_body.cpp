@@ -1,7 +1,7 @@
 // Event Hub messages: arbitrary bytes as an AMQP 1.0 message (the sections of one transfer),
 // decoded by Proton as the receiver link decodes a delivery, then what the Event Hub source does
-// with it (io/eventhub_message.hpp: position annotations, body from a data section or a string
-// value; core: trim, pipeline with the diagnostic hint, the checkpoint it would commit).
+// with it (io/sources/eventhub_message.hpp: position annotations, body from a data section or a
+// string value; core: trim, pipeline with the diagnostic hint, the checkpoint it would commit).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -10,9 +10,9 @@
 #include <proton/error.hpp>
 #include <proton/message.hpp>
 
-#include "core/eventhub.hpp"
+#include "core/protocol/eventhub.hpp"
 #include "fuzz/fuzz_common.hpp"
-#include "io/eventhub_message.hpp"
+#include "io/sources/eventhub_message.hpp"
 
 using namespace glasswatch;
 

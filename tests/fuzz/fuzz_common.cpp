@@ -4,8 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "core/matcher.hpp"
-#include "core/sink_payloads.hpp"
+#include "core/alerting/sink_payloads.hpp"
+#include "core/detection/matcher.hpp"
 
 namespace glasswatch::fuzz {
 

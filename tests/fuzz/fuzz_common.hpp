@@ -4,10 +4,10 @@
 
 #include <string_view>
 
-#include "core/config.hpp"
-#include "core/normalize.hpp"
-#include "core/pipeline.hpp"
-#include "core/time.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/base/time.hpp"
+#include "core/config/config.hpp"
+#include "core/detection/normalize.hpp"
 
 namespace glasswatch::fuzz {
 

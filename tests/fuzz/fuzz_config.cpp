@@ -11,11 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/config.hpp"
-#include "core/matcher.hpp"
-#include "core/normalize.hpp"
-#include "core/prefilter.hpp"
-#include "core/watchlist.hpp"
+#include "core/config/config.hpp"
+#include "core/detection/matcher.hpp"
+#include "core/detection/normalize.hpp"
+#include "core/detection/prefilter.hpp"
+#include "core/detection/watchlist.hpp"
 #include "fuzz/fuzz_common.hpp"
 
 using namespace glasswatch;

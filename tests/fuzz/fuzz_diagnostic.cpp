@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/eventhub.hpp"
+#include "core/protocol/eventhub.hpp"
 #include "fuzz/fuzz_common.hpp"
 
 using namespace glasswatch;

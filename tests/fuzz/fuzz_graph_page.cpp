@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/graph_query.hpp"
+#include "core/protocol/graph_query.hpp"
 #include "fuzz/fuzz_common.hpp"
 
 using namespace glasswatch;

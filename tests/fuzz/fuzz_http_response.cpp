@@ -1,6 +1,6 @@
 // HTTPS client response handling: arbitrary bytes as what a server sends back, read by the Beast
-// parser set up exactly as https_client sets it up (io/http_response.hpp: header and body limits,
-// HEAD, interim 1xx responses, a TLS stream cut after an EOF-delimited body), then what the
+// parser set up exactly as https_client sets it up (io/net/http_response.hpp: header and body
+// limits, HEAD, interim 1xx responses, a TLS stream cut after an EOF-delimited body), then what the
 // callers do with a response: Retry-After and back-off (Graph poller, sinks) and the body
 // classifiers of the token endpoint, the sinks and the posture checks.
 //
@@ -19,13 +19,13 @@
 #include <string_view>
 #include <vector>
 
-#include "core/backoff.hpp"
-#include "core/oauth.hpp"
-#include "core/posture.hpp"
-#include "core/sink_payloads.hpp"
+#include "core/alerting/posture.hpp"
+#include "core/alerting/sink_payloads.hpp"
+#include "core/base/backoff.hpp"
+#include "core/protocol/oauth.hpp"
 #include "fuzz/fuzz_common.hpp"
-#include "io/http_response.hpp"
-#include "io/https_client.hpp"
+#include "io/net/http_response.hpp"
+#include "io/net/https_client.hpp"
 
 using namespace glasswatch;
 namespace beast = boost::beast;

@@ -17,9 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/matcher.hpp"
-#include "core/normalize.hpp"
-#include "core/prefilter.hpp"
+#include "core/detection/matcher.hpp"
+#include "core/detection/normalize.hpp"
+#include "core/detection/prefilter.hpp"
 #include "fuzz/fuzz_common.hpp"
 
 using namespace glasswatch;

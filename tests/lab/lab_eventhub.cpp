@@ -47,8 +47,8 @@
 #include <map>
 #include <optional>
 
-#include "core/eventhub.hpp"
-#include "io/amqp_pump.hpp"
+#include "core/protocol/eventhub.hpp"
+#include "io/net/amqp_pump.hpp"
 
 namespace glasswatch::lab {
 

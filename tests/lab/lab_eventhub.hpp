@@ -4,7 +4,7 @@
 //
 //   - listeners on loopback: AMQPS (TLS), AMQP over WebSockets (TLS + AMQPWSB10 at
 //     /$servicebus/websocket) and, optionally, plain AMQP (the UseDevelopmentEmulator form);
-//     the same connection_driver-on-Asio pump as the daemon (io/amqp_pump.hpp), server side;
+//     the same connection_driver-on-Asio pump as the daemon (io/net/amqp_pump.hpp), server side;
 //   - SASL ANONYMOUS, then $cbs put-token: the SAS token's signature, key name, expiry and
 //     audience are verified against the configured rule (core::verify_sas_token); links to a hub
 //     are refused (amqp:unauthorized-access) until a valid token for it was put;

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 namespace glasswatch::test {
 

@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/alert.hpp"
-#include "core/pipeline.hpp"
+#include "core/alerting/alert.hpp"
+#include "core/alerting/pipeline.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

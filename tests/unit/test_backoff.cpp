@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "core/backoff.hpp"
+#include "core/base/backoff.hpp"
 
 using namespace glasswatch::core;
 using std::chrono::milliseconds;

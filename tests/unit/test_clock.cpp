@@ -1,9 +1,9 @@
 // Wall-clock steps: the detector and the Graph poll cursor that must not trust the local clock.
 #include <catch2/catch.hpp>
 
-#include "core/backoff.hpp"
-#include "core/graph_query.hpp"
-#include "core/time.hpp"
+#include "core/base/backoff.hpp"
+#include "core/base/time.hpp"
+#include "core/protocol/graph_query.hpp"
 
 using namespace glasswatch::core;
 

@@ -1,6 +1,6 @@
 // Unit tests for the configuration loader: every error must name the key and the line an
 // operator has to fix, and secrets must never be echoed back.
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "core/crypto.hpp"
-#include "core/json_text.hpp"
-#include "core/time.hpp"
+#include "core/base/crypto.hpp"
+#include "core/base/json_text.hpp"
+#include "core/base/time.hpp"
 
 using namespace glasswatch::core;
 

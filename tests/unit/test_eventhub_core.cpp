@@ -2,7 +2,7 @@
 // filters both ways, checkpoints, error classes, the stuck-partition rule.
 #include <catch2/catch.hpp>
 
-#include "core/eventhub.hpp"
+#include "core/protocol/eventhub.hpp"
 
 using namespace glasswatch::core;
 

@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/crypto.hpp"
-#include "core/graph_query.hpp"
-#include "core/oauth.hpp"
+#include "core/base/crypto.hpp"
+#include "core/protocol/graph_query.hpp"
+#include "core/protocol/oauth.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

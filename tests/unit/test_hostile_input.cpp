@@ -7,11 +7,11 @@
 
 #include <string>
 
-#include "core/json_text.hpp"
-#include "core/log_gate.hpp"
-#include "core/normalize.hpp"
-#include "core/oauth.hpp"
-#include "core/pipeline.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/base/json_text.hpp"
+#include "core/base/log_gate.hpp"
+#include "core/detection/normalize.hpp"
+#include "core/protocol/oauth.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

@@ -3,12 +3,12 @@
 #include <cctype>
 #include <sstream>
 
-#include "core/json_text.hpp"
-#include "core/matcher.hpp"
-#include "core/normalize.hpp"
-#include "core/pipeline.hpp"
-#include "core/routing.hpp"
-#include "core/watchlist.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/alerting/routing.hpp"
+#include "core/base/json_text.hpp"
+#include "core/detection/matcher.hpp"
+#include "core/detection/normalize.hpp"
+#include "core/detection/watchlist.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

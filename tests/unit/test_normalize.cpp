@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "core/normalize.hpp"
+#include "core/detection/normalize.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

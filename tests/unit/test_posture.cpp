@@ -1,6 +1,6 @@
 // Unit tests for the pure posture core: Graph JSON -> structs -> check results -> what changed
 // since the last check -> alerts; and the [posture] configuration section.
-#include "core/posture.hpp"
+#include "core/alerting/posture.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -2,9 +2,9 @@
 
 #include <random>
 
-#include "core/matcher.hpp"
-#include "core/normalize.hpp"
-#include "core/prefilter.hpp"
+#include "core/detection/matcher.hpp"
+#include "core/detection/normalize.hpp"
+#include "core/detection/prefilter.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/pipeline.hpp"
-#include "core/replay_splitter.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/detection/replay_splitter.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/pipeline.hpp"
-#include "core/sink_payloads.hpp"
+#include "core/alerting/pipeline.hpp"
+#include "core/alerting/sink_payloads.hpp"
 #include "support/fixtures.hpp"
 
 using namespace glasswatch::core;

@@ -1,7 +1,7 @@
 // The tripwire's state machines: each condition alerts once when it starts, once when it ends.
 #include <catch2/catch.hpp>
 
-#include "core/tripwire.hpp"
+#include "core/alerting/tripwire.hpp"
 
 using namespace glasswatch::core;
 
