@@ -45,8 +45,6 @@ namespace glasswatch::app {
 
 namespace {
 
-constexpr const char* default_config_path = "/etc/glasswatch/glasswatch.toml";
-
 std::string_view kind_names(const core::graph_source_config& g) {
     return g.full_stream ? "full stream" : "server-side filter on watched ids";
 }
@@ -483,88 +481,6 @@ int cmd_test_alert(const std::vector<std::string>& args) {
         }
     }
     return failed ? exit_failure : exit_ok;
-}
-
-int cmd_evidence(const std::vector<std::string>& args) {
-    if (args.empty() || (args[0] != "verify" && args[0] != "export")) {
-        std::fprintf(stderr,
-                     "evidence: use 'evidence verify' or 'evidence export --since ISO-8601 "
-                     "[--account ID]'\n");
-        return exit_usage;
-    }
-    const std::string what = args[0];
-    std::string path, who, account;
-    core::micros since = 0;
-    cli_args cli("evidence", args, 1);
-    while (cli.more()) {
-        if (cli.value("--config", path)) continue;
-        if (what == "export" && (cli.value("--account", who) || cli.time("--since", since)))
-            continue;
-        cli.unexpected();
-    }
-    if (cli.failed()) return cli.usage_error();
-    if (path.empty()) path = default_config_path;
-    auto cfg = load_config_file(path);
-    if (!cfg) return exit_config;
-    if (!who.empty()) {
-        const core::watched_account* w = find_watched_account(*cfg, who);
-        if (w == nullptr) {
-            cli.fail("--account: '" + core::sanitize_line(who, 120) +
-                     "' is not a watched account; give an object id, UPN or label of: " +
-                     describe_watched_accounts(*cfg));
-            return cli.usage_error();
-        }
-        account = w->object_id;
-    }
-    std::string err;
-    auto db = io::store::open(cfg->state_directory, err, /*read_only=*/true);
-    if (!db) {
-        std::fprintf(stderr, "evidence: %s\n", err.c_str());
-        return exit_store;
-    }
-    if (what == "verify") {
-        auto rep = db->verify_chain();
-        if (rep.ok) {
-            std::printf("evidence chain intact: %lld row(s)\n", static_cast<long long>(rep.rows));
-            return exit_ok;
-        }
-        std::printf("evidence chain BROKEN at row %lld: %s\n",
-                    static_cast<long long>(rep.first_bad_seq), rep.problem.c_str());
-        return exit_failure;
-    }
-    // export: one JSON line per evidence row: the raw record, its alert and delivery history.
-    for (const auto& row : db->evidence_since(since)) {
-        auto alert = db->get_alert(row.alert_id);
-        if (!account.empty() && (!alert || alert->subject_id != account)) continue;
-        nlohmann::json line;
-        line["seq"] = row.seq;
-        line["recordedAt"] = core::format_iso8601(row.recorded_at);
-        line["source"] = row.source;
-        line["hash"] = row.hash;
-        line["prevHash"] = row.prev_hash;
-        auto raw = nlohmann::json::parse(row.raw, nullptr, false);
-        if (raw.is_discarded())
-            line["rawText"] = row.raw;
-        else
-            line["raw"] = raw;
-        if (alert) {
-            auto detail = nlohmann::json::parse(alert->detail_json, nullptr, false);
-            line["alert"] = detail.is_discarded() ? nlohmann::json(alert->summary) : detail;
-        }
-        nlohmann::json deliveries = nlohmann::json::array();
-        for (const auto& d : db->deliveries_of(row.alert_id)) {
-            nlohmann::json dj = {{"sink", d.sink},
-                                 {"state", std::string(io::to_string(d.state))},
-                                 {"attempts", d.attempts}};
-            if (d.accepted_at) dj["acceptedAt"] = core::format_iso8601(d.accepted_at);
-            if (d.confirmed_at) dj["confirmedAt"] = core::format_iso8601(d.confirmed_at);
-            if (!d.last_error.empty()) dj["lastError"] = d.last_error;
-            deliveries.push_back(std::move(dj));
-        }
-        line["deliveries"] = std::move(deliveries);
-        std::puts(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    }
-    return exit_ok;
 }
 
 int cmd_posture(const std::vector<std::string>& args) {

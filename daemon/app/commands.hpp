@@ -9,6 +9,9 @@
 
 namespace glasswatch::app {
 
+// Where every command looks for its configuration without --config.
+inline constexpr const char* default_config_path = "/etc/glasswatch/glasswatch.toml";
+
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;
 inline constexpr int exit_usage = 2;

@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "app/commands.hpp"
@@ -19,6 +20,7 @@
 #include "app/generation.hpp"
 #include "io/base/logging.hpp"
 #include "io/ops/admin_server.hpp"
+#include "io/store/evidence_key_file.hpp"
 #include "io/store/runtime.hpp"
 #include "io/store/store.hpp"
 
@@ -71,20 +73,15 @@ io::admin_answer answer_admin(io::monitor* mon, const std::string& path) {
 // What a reload does not apply: the process holds them (the store and its lock, the listening
 // socket). The new file's values are replaced by the running ones and the operator is told.
 void keep_restart_only_keys(const core::config& running, core::config& next) {
-    if (next.state_directory != running.state_directory) {
+    auto keep = [](const char* key, const std::string& kept, std::string& changed) {
+        if (changed == kept) return;
         spdlog::warn(
-            "reload: state.directory changed to {}: applies at the next restart; the "
-            "daemon keeps {}",
-            next.state_directory, running.state_directory);
-        next.state_directory = running.state_directory;
-    }
-    if (next.admin_listen != running.admin_listen) {
-        spdlog::warn(
-            "reload: admin.listen changed to '{}': applies at the next restart; the "
-            "daemon keeps '{}'",
-            next.admin_listen, running.admin_listen);
-        next.admin_listen = running.admin_listen;
-    }
+            "reload: {} changed to '{}': applies at the next restart; the daemon keeps '{}'", key,
+            changed, kept);
+        changed = kept;
+    };
+    keep("state.directory", running.state_directory, next.state_directory);
+    keep("admin.listen", running.admin_listen, next.admin_listen);
 }
 
 void log_reload_summary(const core::config& before, const core::config& after) {
@@ -194,6 +191,7 @@ private:
         if (next_ && !stopping_) {
             // The reload's switch: the old generation has drained; the new one starts.
             log_reload_summary(current_->config(), next_->config());
+            record_reload(current_->config(), next_->config());
             if (!io::init_logging(next_->config().log_level))
                 spdlog::warn("reload: log.level '{}' unknown; the level is unchanged",
                              next_->config().log_level);
@@ -298,6 +296,24 @@ private:
         sd_notify(0, "READY=1\nSTATUS=watching (last reload refused)");
     }
 
+    // A reload is evidence: what was watched before and after, chained on the store thread.
+    void record_reload(const core::config& before, const core::config& after) {
+        nlohmann::json body = {
+            {"config", path_},
+            {"accounts", {before.watch.accounts.size(), after.watch.accounts.size()}},
+            {"groups", {before.watch.groups.size(), after.watch.groups.size()}},
+            {"ca_policies", {before.watch.ca_policies.size(), after.watch.ca_policies.size()}},
+            {"sinks", {before.sinks.size(), after.sinks.size()}}};
+        io::store* db = &db_;
+        boost::asio::post(
+            threads_.store_ctx(),
+            [db, text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)] {
+                if (!db->record(core::evidence::kinds::reload, "configuration", text,
+                                io::wall_now()))
+                    spdlog::error("evidence: cannot record the reload: {}", db->last_error());
+            });
+    }
+
     void reload_succeeded() {
         ++mem_.reloads_ok;
         if (mem_.reload_failing_since != 0) {
@@ -367,6 +383,11 @@ int run_daemon(const std::string& config_path, core::config cfg) {
         spdlog::critical("state store: {}", err);
         return exit_store;
     }
+    if (auto ev = db->evidence(); ev && ev->verification_key_on_host)
+        spdlog::warn(
+            "evidence: the verification key (key id {}) is still in {}: copy it off this "
+            "machine for your auditors and delete it here; whoever reads it can re-seal evidence",
+            ev->key_id, io::verification_key_path(cfg.state_directory));
     spdlog::info("glasswatch {} starting: tenant {}, {} account(s) watched, {} sink(s), state {}",
                  GLASSWATCH_VERSION, cfg.tenant_name.empty() ? cfg.tenant_id : cfg.tenant_name,
                  cfg.watch.accounts.size(), cfg.sinks.size(), db->path());
@@ -391,6 +412,10 @@ int run_daemon(const std::string& config_path, core::config cfg) {
         // the contexts: its coroutines never started.
     }
     threads.finish();
+    // The store thread is gone: this thread owns the store now. The chain ends with a seal, so
+    // nothing recorded before the stop can be rewritten by whoever holds the machine next.
+    if (!db->seal_if_due(io::wall_now(), 0))
+        spdlog::error("evidence: cannot seal at stop: {}", db->last_error());
     spdlog::info("stopped{}", clean ? " cleanly" : "");
     return rc;
 }

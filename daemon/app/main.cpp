@@ -31,12 +31,19 @@ commands:
                                send a clearly labelled test alert through every configured
                                sink (or one) and report, per sink, accepted/confirmed and how
                                long it took; exit 1 if a sink failed
-  evidence verify [--config FILE]
-                               check the hash chain over the stored evidence; exit 1 and name
-                               the first broken row when a row was altered or removed
+  evidence init [--config FILE]
+                               start the sealed evidence chain and print its verification
+                               key once (keep it off this machine); refused when it exists
+  evidence verify [--config FILE] [--key-file FILE] [--anchor SEQ:HASH]... [--anchors FILE]
+  evidence verify --bundle FILE --key-file FILE [--anchors FILE]
+                               check the sealed chain (seals, numbering, epochs, anchors that
+                               left the machine) and the alerts and outbox against it; exit 1
+                               naming the first bad entry or the missing range
   evidence export [--config FILE] [--since DATE|ISO-8601] [--account ID|UPN|LABEL]
-                               the raw matched records with their alerts and delivery history,
-                               one JSON object per line (for the post-mortem or an auditor)
+  evidence export [--config FILE] --bundle FILE
+                               the sealed records with their alerts and delivery history, one
+                               JSON object per line; or the whole chain as a bundle that
+                               `evidence verify --bundle` checks on another machine
   drill start --account ID|UPN|LABEL [--for 30m] [--note TEXT] [--config FILE]
                                declare a break-glass drill: alerts for that account in the
                                window are still sent, labelled DRILL (run it as the service
@@ -133,17 +140,32 @@ sink, accepted/confirmed and how long it took.
 
 Exit: 0 every sink accepted, 1 a sink failed, 2 a bad flag, 3 configuration invalid.
 )"},
-    {"evidence", R"(usage: glasswatch evidence verify [--config FILE]
+    {"evidence", R"(usage: glasswatch evidence init [--config FILE]
+       glasswatch evidence verify [--config FILE] [--key-file FILE | --key gwv1-...]
+                                  [--anchor SEQ:HASH]... [--anchors FILE]
+       glasswatch evidence verify --bundle FILE --key-file FILE [--anchors FILE]
        glasswatch evidence export [--config FILE] [--since WHEN] [--account WHO]
+       glasswatch evidence export [--config FILE] --bundle FILE
 
-verify   check the hash chain over the stored evidence; exit 1 naming the first altered or
-         missing row
-export   the raw matched records with their alerts and delivery history, one JSON object per
-         line (for a post-mortem or an auditor)
+init     start the chain before the first run and print the verification key once (the
+         daemon otherwise starts it and writes the key to <state>/evidence-verification.key
+         for you to move off the machine); refused when the chain exists
+verify   check the chain: each entry's hash and its link to the one before, the numbering,
+         the epochs and, with the verification key, every seal; the key file's epoch (entries
+         cut from the end); each anchor (a head that left the machine in a page or heartbeat:
+         rollback to an older copy); the alerts and outbox tables against the entries that
+         sealed them. Exit 1 names the first bad entry or the missing range
+export   the sealed records with their alerts and what each sink did, one JSON object per line
+         (for a post-mortem or an auditor); with --bundle, the whole chain for offline checks
 
-  --config FILE   configuration (default /etc/glasswatch/glasswatch.toml)
-  --since WHEN    a date YYYY-MM-DD (UTC) or an ISO-8601 time with zone
-  --account WHO   a watched account's object id, UPN or label (exit 2 when not watched)
+  --config FILE     configuration (default /etc/glasswatch/glasswatch.toml)
+  --key-file FILE   the verification key (a file holding the gwv1-... line)
+  --key gwv1-...    the same on the command line (visible to other users in ps: prefer a file)
+  --anchor SEQ:HASH a head recorded off the machine (repeatable)
+  --anchors FILE    every SEQ:HASH found in FILE (a receiver's history, a mail archive)
+  --bundle FILE     export: write the bundle; verify: check it (no state or config needed)
+  --since WHEN      a date YYYY-MM-DD (UTC) or an ISO-8601 time with zone
+  --account WHO     a watched account's object id, UPN or label (exit 2 when not watched)
 )"},
     {"drill",
      R"(usage: glasswatch drill start --account WHO [--for DURATION] [--note TEXT] [--config FILE]

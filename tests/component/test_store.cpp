@@ -5,6 +5,8 @@
 #include <unistd.h>
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,17 @@
 
 using namespace glasswatch;
 namespace fs = std::filesystem;
+
+namespace {
+
+std::int64_t alert_entries(io::store& db) {
+    std::int64_t n = 0;
+    for (const auto& e : db.evidence_entries(1))
+        n += e.kind == "alert";
+    return n;
+}
+
+}  // namespace
 
 namespace {
 
@@ -84,7 +97,7 @@ TEST_CASE("commit writes alerts / outbox rows / evidence and checkpoint together
         CHECK(again.duplicates == 1);
         CHECK(db->outbox_depth() == 3);
         CHECK(db->load_checkpoint("graph:signins") == "cursor-2");
-        CHECK(db->evidence_since(0).size() == 2);
+        CHECK(alert_entries(*db) == 2);
     }
     SECTION("delivery states") {
         REQUIRE(db->mark_retry(f1.a.id, "file", 9000, "connection refused"));
@@ -106,34 +119,54 @@ TEST_CASE("commit writes alerts / outbox rows / evidence and checkpoint together
     }
 }
 
-TEST_CASE("evidence is hash-chained and verify reports the first tampered row",
+TEST_CASE("evidence is sealed as it is written and verify names the first tampered entry",
           "[store][evidence]") {
     temp_dir dir;
     std::string err;
+    std::int64_t third_alert = 0;
     {
         auto db = io::store::open(dir.path, err);
         REQUIRE(db);
         for (int i = 0; i < 5; ++i)
             REQUIRE(
                 db->commit({{finding_for("ev" + std::to_string(i)), {"file"}}}, {}, 100 + i).ok);
-        auto rep = db->verify_chain();
+        auto rep = db->verify_evidence({});
+        INFO(rep.problem);
         CHECK(rep.ok);
-        CHECK(rep.rows == 5);
+        CHECK(alert_entries(*db) == 5);
+        // Each alert is sealed by the transaction that stores it.
+        CHECK(db->evidence()->unsealed == 0);
+        int n = 0;
+        for (const auto& e : db->evidence_entries(1))
+            if (e.kind == "alert" && ++n == 3) third_alert = e.seq;
     }
-    sql(dir.path / "glasswatch.db", "UPDATE evidence SET raw = X'7B7D' WHERE seq = 3");
-    auto db = io::store::open(dir.path, err);
-    REQUIRE(db);
-    auto rep = db->verify_chain();
-    CHECK_FALSE(rep.ok);
-    CHECK(rep.first_bad_seq == 3);
-    CHECK(rep.problem.find("altered") != std::string::npos);
-
-    SECTION("a deleted row is found too") {
-        sql(dir.path / "glasswatch.db", "DELETE FROM evidence WHERE seq = 2");
-        auto db2 = io::store::open(dir.path, err);
-        auto rep2 = db2->verify_chain();
-        CHECK_FALSE(rep2.ok);
-        CHECK(rep2.first_bad_seq == 3);
+    REQUIRE(third_alert > 0);
+    SECTION("an edited entry") {
+        sql(dir.path / "glasswatch.db",
+            "UPDATE chain SET body = '{}' WHERE seq = " + std::to_string(third_alert));
+        auto db = io::store::open(dir.path, err);
+        REQUIRE(db);
+        auto rep = db->verify_evidence({});
+        CHECK_FALSE(rep.ok);
+        CHECK(rep.first_bad_seq == third_alert);
+        CHECK(rep.problem.find("altered") != std::string::npos);
+    }
+    SECTION("a deleted entry") {
+        sql(dir.path / "glasswatch.db",
+            "DELETE FROM chain WHERE seq = " + std::to_string(third_alert));
+        auto db = io::store::open(dir.path, err, /*read_only=*/true);
+        REQUIRE(db);
+        auto rep = db->verify_evidence({});
+        CHECK_FALSE(rep.ok);
+        CHECK(rep.first_bad_seq == third_alert);
+    }
+    SECTION("an edited alert row") {
+        sql(dir.path / "glasswatch.db",
+            "UPDATE alerts SET summary = 'nothing happened' WHERE rowid = 3");
+        auto db = io::store::open(dir.path, err, /*read_only=*/true);
+        auto rep = db->verify_evidence({});
+        CHECK_FALSE(rep.ok);
+        CHECK(rep.problem.find("summary differs") != std::string::npos);
     }
 }
 
@@ -199,10 +232,19 @@ TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[st
                         .ok);
             REQUIRE(db->mark_failed(finding_for("m1").a.id, "pager", 11, "HTTP 410"));
         }
-        // Back to exactly what glasswatch 0.1 (schema 2) wrote.
+        // Back to exactly what glasswatch 0.1 (schema 2) wrote: no rules column, no episodes,
+        // and the plain hash-chained evidence table instead of the sealed chain.
         sql(file,
-            "ALTER TABLE alerts DROP COLUMN rules; DROP TABLE sink_episodes;"
+            "ALTER TABLE alerts DROP COLUMN rules; DROP TABLE sink_episodes; DROP TABLE chain;"
+            "DELETE FROM meta WHERE key='evidence_key_id';"
+            "CREATE TABLE evidence(seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, source TEXT "
+            "NOT NULL, recorded_at INTEGER NOT NULL, raw BLOB NOT NULL, prev_hash TEXT NOT NULL, "
+            "hash TEXT NOT NULL);"
+            "INSERT INTO evidence(alert_id,source,recorded_at,raw,prev_hash,hash) SELECT alert_id,"
+            "source,observed_at,'{\"legacy\":true}','p','h' FROM alerts ORDER BY alert_id;"
             "UPDATE meta SET value='2' WHERE key='schema_version'");
+        fs::remove(dir.path / "evidence.key");
+        fs::remove(dir.path / "evidence-verification.key");
         {
             auto ro = io::store::open(dir.path, err, /*read_only=*/true);  // a CLI look first
             REQUIRE(ro);
@@ -210,8 +252,18 @@ TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[st
         }
         auto db = io::store::open(dir.path, err);
         REQUIRE(db);
-        CHECK(db->schema_version() == 3);
+        CHECK(db->schema_version() == 4);
         CHECK(db->load_checkpoint("graph:signins") == "c-7");
+        // The migration sealed what the file held and said so in the chain.
+        std::map<std::string, int> kinds;
+        for (const auto& e : db->evidence_entries(1))
+            ++kinds[e.kind];
+        CHECK(kinds["init"] == 1);
+        CHECK(kinds["migration"] == 1);
+        CHECK(kinds["alert"] == 2);
+        CHECK(kinds["delivery"] == 1);  // m1's refused delivery to the pager
+        CHECK(kinds["seal"] >= 1);
+        CHECK(fs::exists(dir.path / "evidence-verification.key"));
         auto m1 = db->deliveries_of(finding_for("m1").a.id);
         REQUIRE(m1.size() == 2);
         CHECK(m1[0].a.rules == std::vector<std::string>{"breakglass_signin"});
@@ -219,13 +271,13 @@ TEST_CASE("a corrupt / foreign or newer database is refused / never reset", "[st
         auto m2 = db->deliveries_of(finding_for("m2", "breakglass_audit_target").a.id);
         REQUIRE(m2.size() == 1);
         CHECK(m2[0].a.rules == std::vector<std::string>{"breakglass_audit_target"});
-        CHECK(db->verify_chain().ok);
+        CHECK(db->verify_evidence({}).ok);
         // The same event again after the upgrade is still a duplicate, not a second page.
         auto again = db->commit({{finding_for("m1"), {"file"}}}, {}, 12);
         CHECK(again.duplicates == 1);
         CHECK(db->open_episodes().empty());
     }
-    SECTION("no file yet: created (schema v3) and reopens") {
+    SECTION("no file yet: created (schema v4, the chain started) and reopens") {
         { REQUIRE(io::store::open(dir.path, err)); }
         auto db = io::store::open(dir.path, err);
         REQUIRE(db);
@@ -296,7 +348,9 @@ TEST_CASE("crash consistency: the checkpoint never runs ahead of the outbox", "[
                 INFO("batch " << b << " alert " << i);
                 REQUIRE(rows.size() == 2);
             }
-        CHECK(db->verify_chain().ok);
+        const auto rep = db->verify_evidence({});
+        INFO(rep.problem);
+        CHECK(rep.ok);
         next_batch = covered + 1;
     }
     CHECK(crashed_mid_run == cycles);

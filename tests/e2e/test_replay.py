@@ -99,7 +99,7 @@ path = "{alerts_file}"
     # Evidence: the chain verifies, the export carries raw records + alerts + deliveries, and a
     # tampered row is found.
     r = run([a.glasswatch, "evidence", "verify", "--config", cfg])
-    check(r.returncode == 0 and f"{len(expected)} row(s)" in r.stdout, f"evidence chain intact: {r.stdout.strip()}")
+    check(r.returncode == 0 and f"{len(expected)} alert(s)" in r.stdout, f"evidence chain intact: {r.stdout.strip()}")
     r = run([a.glasswatch, "evidence", "export", "--config", cfg, "--since", "2000-01-01T00:00:00Z"])
     rows = [json.loads(l) for l in r.stdout.splitlines()]
     check(r.returncode == 0 and len(rows) == len(expected), f"evidence export has {len(rows)} rows")
@@ -109,11 +109,11 @@ path = "{alerts_file}"
     check(len(r.stdout.splitlines()) == 1, "export --account filters by watched account")
     import sqlite3
     con = sqlite3.connect(os.path.join(state, "glasswatch.db"))
-    con.execute("UPDATE evidence SET raw = X'7B7D' WHERE seq = 2")
+    con.execute("UPDATE chain SET body = '{}' WHERE seq = 2")
     con.commit()
     con.close()
     r = run([a.glasswatch, "evidence", "verify", "--config", cfg])
-    check(r.returncode == 1 and "row 2" in r.stdout, f"a tampered row is reported: {r.stdout.strip()}")
+    check(r.returncode == 1 and "entry 2" in r.stdout, f"a tampered entry is reported: {r.stdout.strip()}")
 
     # Bad input: exit codes.
     r = run([a.glasswatch, "replay", "--config", cfg, "/nonexistent"])

@@ -105,7 +105,7 @@ path = "{alerts_file}"
     pristine = os.path.join(wd.path, "pristine.db")
     shutil.copy2(db, pristine)
     r = run([a.glasswatch, "evidence", "verify", "--config", cfg])
-    check(r.returncode == 0 and "300 row(s)" in r.stdout, "control: the undamaged file verifies: " + r.stdout.strip())
+    check(r.returncode == 0 and "300 alert(s)" in r.stdout, "control: the undamaged file verifies: " + r.stdout.strip())
 
     def start_daemon():
         """`glasswatch run`: (exit code or None if still running after 15 s, stderr)."""

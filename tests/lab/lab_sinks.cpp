@@ -174,6 +174,7 @@ server_response sink_receivers::handle(const server_request& req, std::int64_t n
         const bool fail = rest.size() > 5 && rest.compare(rest.size() - 5, 5, "/fail") == 0;
         pings_.push_back({{"check", fail ? rest.substr(0, rest.size() - 5) : rest},
                           {"fail", fail},
+                          {"body", req.body},
                           {"at_us", now}});
         server_response out;
         out.content_type = "text/plain";

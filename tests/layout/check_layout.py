@@ -20,6 +20,8 @@ CORE = {
     "core/detection": ["core/base", "core/config"],
     "core/protocol": ["core/base", "core/config", "core/detection"],
     "core/alerting": ["core/base", "core/config", "core/detection", "core/protocol"],
+    "core/evidence": ["core/base", "core/config", "core/detection", "core/protocol",
+                      "core/alerting"],
 }
 ALL_CORE = list(CORE)
 IO = {

@@ -34,6 +34,9 @@ struct alert {
     std::string summary;      // one line, <= 1024 bytes (PagerDuty summary limit)
     std::string sms;          // <= 160 GSM-7 characters
     std::string detail_json;  // everything an analyst needs, as a JSON object
+    // The evidence chain's head ("SEQ:HASH16") when the page was composed, carried out of band
+    // by the channels with room for it (docs/evidence.md). Not stored with the alert.
+    std::string evidence_head;
 };
 
 struct alert_context {

@@ -56,8 +56,10 @@ std::vector<std::string> lower_list(const json& j, const char* key) {
     return out;
 }
 
-// The "value" array of a collection page, and its nextLink.
-const json* page_values(const json& page, std::string& next_link, std::string& error) {
+// The "value" array of a collection page (parsed into `page`), and its nextLink.
+const json* page_values(std::string_view body, json& page, std::string& next_link,
+                        std::string& error) {
+    if (!parse_body(body, page, error)) return nullptr;
     auto it = page.find("value");
     if (it == page.end() || !it->is_array()) {
         error = "no \"value\" array in the Graph page";
@@ -92,8 +94,7 @@ bool parse_user(std::string_view body, user_info& out, std::string& error) {
 bool parse_role_page(std::string_view body, std::vector<role_assignment>& out,
                      std::string& next_link, std::string& error) {
     json j;
-    if (!parse_body(body, j, error)) return false;
-    const json* values = page_values(j, next_link, error);
+    const json* values = page_values(body, j, next_link, error);
     if (values == nullptr) return false;
     for (const auto& v : *values) {
         if (!v.is_object()) continue;
@@ -116,8 +117,7 @@ bool parse_role_page(std::string_view body, std::vector<role_assignment>& out,
 bool parse_members_page(std::string_view body, std::vector<std::string>& out,
                         std::string& next_link, std::string& error) {
     json j;
-    if (!parse_body(body, j, error)) return false;
-    const json* values = page_values(j, next_link, error);
+    const json* values = page_values(body, j, next_link, error);
     if (values == nullptr) return false;
     for (const auto& v : *values)
         if (v.is_object() && !json_string(v, "id").empty())
@@ -128,8 +128,7 @@ bool parse_members_page(std::string_view body, std::vector<std::string>& out,
 bool parse_ca_page(std::string_view body, std::vector<ca_policy>& out, std::string& next_link,
                    std::string& error) {
     json j;
-    if (!parse_body(body, j, error)) return false;
-    const json* values = page_values(j, next_link, error);
+    const json* values = page_values(body, j, next_link, error);
     if (values == nullptr) return false;
     for (const auto& v : *values) {
         if (!v.is_object()) continue;

@@ -52,6 +52,7 @@ std::string pagerduty_trigger(const alert& a, std::string_view routing_key,
                               std::string_view source) {
     json details = json::parse(a.detail_json, nullptr, false);
     if (details.is_discarded()) details = json::object();
+    if (!a.evidence_head.empty() && details.is_object()) details["evidence_head"] = a.evidence_head;
     json body = {
         {"routing_key", std::string(routing_key)},
         {"event_action", "trigger"},
@@ -74,6 +75,8 @@ std::string pagerduty_trigger(const alert& a, std::string_view routing_key,
             {"alertId", a.id},
             {"rule", a.rule},
             {"note", "details trimmed to fit PagerDuty's 512 KB limit"}};
+        if (!a.evidence_head.empty())
+            body["payload"]["custom_details"]["evidence_head"] = a.evidence_head;
         out = dump(body);
     }
     return out;
@@ -213,6 +216,7 @@ std::string webhook_body(const alert& a) {
     json body = {{"type", "glasswatch.alert." + a.rule},
                  {"timestamp", format_iso8601(a.observed_at)},
                  {"data", data}};
+    if (!a.evidence_head.empty()) body["evidence_head"] = a.evidence_head;
     return dump(body);
 }
 

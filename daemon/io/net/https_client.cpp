@@ -73,23 +73,10 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-std::optional<asio::ip::address> ip_literal(const std::string& host) {
-    beast::error_code ec;
-    auto a = asio::ip::make_address(host, ec);
-    if (ec) return std::nullopt;
-    return a;
-}
-
 bool is_loopback_host(const std::string& host) {
     if (host == "localhost") return true;
     auto a = ip_literal(host);
     return a && a->is_loopback();
-}
-
-// "host:port", with brackets around IPv6 literals.
-std::string authority(const std::string& host, std::uint16_t port) {
-    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    return h + ":" + std::to_string(port);
 }
 
 std::string host_header(const url_parts& u) {
@@ -331,59 +318,6 @@ struct open_outcome {
     std::string message;
     connection_ptr conn;
 };
-
-struct resolve_outcome {
-    http_error error = http_error::none;
-    std::string message;
-    std::vector<tcp::endpoint> endpoints;
-};
-
-// The resolver runs getaddrinfo on a helper thread and cancel() cannot interrupt it, so the
-// deadline is a timer race: whichever finishes first wakes the coroutine, and the state lives
-// in a shared_ptr so a late resolver completion still has somewhere to land.
-struct resolve_state {
-    explicit resolve_state(const asio::any_io_executor& ex) : resolver(ex), done(ex) {}
-    tcp::resolver resolver;
-    asio::steady_timer done;
-    tcp::resolver::results_type results;
-    beast::error_code ec;
-    bool finished = false;
-};
-
-asio::awaitable<resolve_outcome> resolve(asio::any_io_executor ex, std::string host,
-                                         std::uint16_t port, std::chrono::milliseconds limit,
-                                         std::string what) {
-    resolve_outcome out;
-    auto st = std::make_shared<resolve_state>(ex);
-    st->done.expires_after(limit);
-    auto on_resolved = [st](const beast::error_code& e, tcp::resolver::results_type r) {
-        st->ec = e;
-        st->results = std::move(r);
-        st->finished = true;
-        st->done.cancel();
-    };
-    st->resolver.async_resolve(host, std::to_string(port), std::move(on_resolved));
-    if (!st->finished) {
-        beast::error_code wait_ec;
-        co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
-    }
-    if (!st->finished) {
-        st->resolver.cancel();
-        out.error = http_error::timeout;
-        out.message = "resolve " + what + ": timed out after " + ms_text(limit);
-    } else if (st->ec) {
-        out.error = http_error::resolve;
-        out.message = "resolve " + what + ": " + st->ec.message();
-    } else {
-        for (const auto& e : st->results)
-            out.endpoints.push_back(e.endpoint());
-        if (out.endpoints.empty()) {
-            out.error = http_error::resolve;
-            out.message = "resolve " + what + ": no addresses";
-        }
-    }
-    co_return out;
-}
 
 }  // namespace
 
@@ -712,19 +646,14 @@ asio::awaitable<open_outcome> https_client::impl::open(route r) {
     const std::string hop_what = r.via_proxy ? "proxy " + hop_name : hop_name;
     beast::error_code ec;
 
-    std::vector<tcp::endpoint> endpoints;
-    if (auto addr = ip_literal(hop.host)) {
-        endpoints.emplace_back(*addr, hop.port);
-    } else {
-        resolve_outcome ro =
-            co_await resolve(ex, hop.host, hop.port, opts.connect_timeout, hop_what);
-        if (ro.error != http_error::none) {
-            out.error = ro.error;
-            out.message = std::move(ro.message);
-            co_return out;
-        }
-        endpoints = std::move(ro.endpoints);
+    resolved addresses =
+        co_await resolve_with_deadline(ex, hop.host, hop.port, opts.connect_timeout, hop_what);
+    if (addresses.endpoints.empty()) {
+        out.error = addresses.timed_out ? http_error::timeout : http_error::resolve;
+        out.message = std::move(addresses.error);
+        co_return out;
     }
+    const std::vector<tcp::endpoint>& endpoints = addresses.endpoints;
 
     auto tcp_s = std::make_unique<beast::tcp_stream>(ex);
     tcp_s->expires_after(opts.connect_timeout);

@@ -33,13 +33,6 @@ namespace {
 
 constexpr std::uint32_t max_proxy_reply_bytes = 8 * 1024;
 
-std::optional<asio::ip::address> ip_literal(const std::string& host) {
-    boost::system::error_code ec;
-    auto a = asio::ip::make_address(host, ec);
-    if (ec) return std::nullopt;
-    return a;
-}
-
 std::string ms_text(std::chrono::milliseconds d) {
     return std::to_string(d.count()) + " ms";
 }
@@ -54,11 +47,6 @@ std::string sanitize(std::string_view s) {
 bool closed_early(const beast::error_code& ec) {
     return ec == asio::error::eof || ec == http::error::end_of_stream ||
            ec == http::error::partial_message || ec == ssl::error::stream_truncated;
-}
-
-std::string authority(const std::string& host, std::uint16_t port) {
-    const bool v6 = host.find(':') != std::string::npos;
-    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 struct resolve_state {
@@ -100,7 +88,68 @@ asio::awaitable<void> ws_upgrade(WS& ws, const dial_options& o, std::string& err
         err = "WebSocket upgrade at " + host + ": the server did not accept subprotocol " + proto;
 }
 
+// Upgrades `ws` and makes it the result's stream, or sets the result's error.
+template <class WS>
+asio::awaitable<void> upgrade_into(WS ws, const dial_options& o, dial_result& out) {
+    std::string err;
+    co_await ws_upgrade(ws, o, err);
+    if (!err.empty()) {
+        out.error = err;
+        co_return;
+    }
+    out.stream = make_byte_stream(std::move(ws));
+}
+
 }  // namespace
+
+std::optional<asio::ip::address> ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    auto a = asio::ip::make_address(host, ec);
+    if (ec) return std::nullopt;
+    return a;
+}
+
+std::string authority(const std::string& host, std::uint16_t port) {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+asio::awaitable<resolved> resolve_with_deadline(asio::any_io_executor ex, std::string host,
+                                                std::uint16_t port, std::chrono::milliseconds limit,
+                                                std::string what) {
+    resolved out;
+    if (auto addr = ip_literal(host)) {
+        out.endpoints.emplace_back(*addr, port);
+        co_return out;
+    }
+    auto st = std::make_shared<resolve_state>(ex);
+    st->done.expires_after(limit);
+    auto on_resolved = [st](const beast::error_code& e, tcp::resolver::results_type r) {
+        st->ec = e;
+        st->results = std::move(r);
+        st->finished = true;
+        st->done.cancel();
+    };
+    st->resolver.async_resolve(host, std::to_string(port), std::move(on_resolved));
+    if (!st->finished) {
+        beast::error_code wait_ec;
+        co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
+    }
+    if (!st->finished) {
+        st->resolver.cancel();
+        out.timed_out = true;
+        out.error = "resolve " + what + ": timed out after " + ms_text(limit);
+        co_return out;
+    }
+    if (st->ec || st->results.empty()) {
+        out.error =
+            "resolve " + what + ": " + (st->ec ? st->ec.message() : std::string("no addresses"));
+        co_return out;
+    }
+    for (const auto& e : st->results)
+        out.endpoints.push_back(e.endpoint());
+    co_return out;
+}
 
 std::unique_ptr<ssl::context> make_tls_client_context(const std::string& ca_file,
                                                       std::string& error) {
@@ -249,38 +298,14 @@ asio::awaitable<dial_result> dial(asio::any_io_executor ex, dial_options o,
     beast::error_code ec;
 
     phase("resolve");
-    std::vector<tcp::endpoint> endpoints;
-    if (auto addr = ip_literal(hop_host)) {
-        endpoints.emplace_back(*addr, hop_port);
-    } else {
-        // getaddrinfo cannot be interrupted: a timer race with state in a shared_ptr.
-        auto st = std::make_shared<resolve_state>(ex);
-        st->done.expires_after(o.phase_timeout);
-        auto on_resolved = [st](const beast::error_code& e, tcp::resolver::results_type r) {
-            st->ec = e;
-            st->results = std::move(r);
-            st->finished = true;
-            st->done.cancel();
-        };
-        st->resolver.async_resolve(hop_host, std::to_string(hop_port), std::move(on_resolved));
-        if (!st->finished) {
-            beast::error_code wait_ec;
-            co_await st->done.async_wait(asio::redirect_error(asio::use_awaitable, wait_ec));
-        }
-        if (!st->finished) {
-            st->resolver.cancel();
-            out.timed_out = true;
-            out.error = "resolve " + hop_what + ": timed out after " + ms_text(o.phase_timeout);
-            co_return out;
-        }
-        if (st->ec || st->results.empty()) {
-            out.error = "resolve " + hop_what + ": " +
-                        (st->ec ? st->ec.message() : std::string("no addresses"));
-            co_return out;
-        }
-        for (const auto& e : st->results)
-            endpoints.push_back(e.endpoint());
+    resolved hop_addresses =
+        co_await resolve_with_deadline(ex, hop_host, hop_port, o.phase_timeout, hop_what);
+    if (hop_addresses.endpoints.empty()) {
+        out.timed_out = hop_addresses.timed_out;
+        out.error = std::move(hop_addresses.error);
+        co_return out;
     }
+    const std::vector<tcp::endpoint>& endpoints = hop_addresses.endpoints;
 
     phase("connect");
     beast::tcp_stream tcp_s(ex);
@@ -310,13 +335,7 @@ asio::awaitable<dial_result> dial(asio::any_io_executor ex, dial_options o,
         if (o.websocket) {
             phase("websocket");
             websocket::stream<beast::tcp_stream> ws(std::move(tcp_s));
-            std::string err;
-            co_await ws_upgrade(ws, o, err);
-            if (!err.empty()) {
-                out.error = err;
-                co_return out;
-            }
-            out.stream = make_byte_stream(std::move(ws));
+            co_await upgrade_into(std::move(ws), o, out);
         } else {
             out.stream = make_byte_stream(std::move(tcp_s));
         }
@@ -339,13 +358,7 @@ asio::awaitable<dial_result> dial(asio::any_io_executor ex, dial_options o,
     if (!co_await tls_handshake(tls_s, tls_s.next_layer(), o, target, out)) co_return out;
     phase("websocket");
     websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(std::move(tls_s));
-    std::string err;
-    co_await ws_upgrade(ws, o, err);
-    if (!err.empty()) {
-        out.error = err;
-        co_return out;
-    }
-    out.stream = make_byte_stream(std::move(ws));
+    co_await upgrade_into(std::move(ws), o, out);
     co_return out;
 }
 

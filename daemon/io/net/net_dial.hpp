@@ -11,13 +11,16 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "io/net/amqp_pump.hpp"
 
@@ -33,6 +36,24 @@ bool set_tls_peer(SSL* ssl, const std::string& host);
 
 // Why a TLS handshake failed, in words (certificate verify result when there is one).
 std::string tls_failure_text(SSL* ssl, const boost::system::error_code& ec);
+
+// An IP literal (v4 or v6, no brackets) as an address; nullopt for a name.
+std::optional<boost::asio::ip::address> ip_literal(const std::string& host);
+// "host:port", with brackets around an IPv6 literal.
+std::string authority(const std::string& host, std::uint16_t port);
+
+// A name resolved under a deadline (an IP literal needs no lookup). getaddrinfo runs on a helper
+// thread and cancel() cannot interrupt it, so the deadline is a timer race and the state lives in
+// a shared_ptr: a late resolver completion still has somewhere to land.
+struct resolved {
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;  // empty when it failed
+    bool timed_out = false;
+    std::string error;  // "resolve WHAT: ..." when it failed
+};
+boost::asio::awaitable<resolved> resolve_with_deadline(boost::asio::any_io_executor ex,
+                                                       std::string host, std::uint16_t port,
+                                                       std::chrono::milliseconds limit,
+                                                       std::string what);
 
 // The CONNECT exchange on a connected TCP stream to the proxy, under `timeout`.
 struct proxy_outcome {

@@ -112,6 +112,7 @@ private:
     std::vector<core::health_alert> reported_;  // report()ed, raised by the next tick
     // Cached from the store thread on every tick, for /readyz and /metrics.
     std::int64_t outbox_depth_ = 0;
+    std::string evidence_head_;  // "SEQ:HASH16", read each tick
     core::micros oldest_undelivered_ = 0;
     boost::asio::steady_timer* timer_ = nullptr;  // lives in run()'s frame
 };

@@ -1,5 +1,7 @@
 #include "io/sources/posture_checker.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/this_coro.hpp>
@@ -208,6 +210,28 @@ asio::awaitable<void> posture_checker::run(runtime& rt, ingestor& ingest) {
         }
         spdlog::info("posture: {} failing, {} cannot be checked, {} passing", health_.failing,
                      health_.cannot_check, health_.passing);
+        if (cr.ok && (count > 0 || health_.checks == 1)) {
+            // The result as evidence: the first check, and each one that changed something.
+            nlohmann::json failing = nlohmann::json::array();
+            for (const auto& r : results)
+                if (r.st != posture::status::ok)
+                    failing.push_back(
+                        {{"check", r.check},
+                         {"label", r.label},
+                         {"status", r.st == posture::status::fail ? "fail" : "cannot_check"}});
+            nlohmann::json body = {{"passing", health_.passing},
+                                   {"failing", health_.failing},
+                                   {"cannot_check", health_.cannot_check},
+                                   {"changes", count},
+                                   {"not_passing", failing}};
+            auto record = [text =
+                               body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                           now](store& db) {
+                return db.record(core::evidence::kinds::posture, "posture", text, now);
+            };
+            if (!co_await rt.on_store(std::move(record)))
+                spdlog::warn("posture: the result could not be chained as evidence");
+        }
         graph_.attach(&timer);  // check_once() detached it
         const bool more = co_await graph_.sleep_for(cfg_.posture.interval);
         graph_.attach(nullptr);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -16,9 +17,13 @@
 #include <filesystem>
 
 #include "core/base/crypto.hpp"
+#include "core/evidence/records.hpp"
 #include "io/base/failpoint.hpp"
+#include "io/store/store_sql.hpp"
 
 namespace glasswatch::io {
+
+using namespace store_sql;
 
 std::string_view to_string(delivery_state s) noexcept {
     switch (s) {
@@ -35,64 +40,6 @@ std::string_view to_string(delivery_state s) noexcept {
 }
 
 namespace {
-
-delivery_state parse_state(std::string_view s) {
-    if (s == "accepted") return delivery_state::accepted;
-    if (s == "confirmed") return delivery_state::confirmed;
-    if (s == "failed") return delivery_state::failed;
-    return delivery_state::pending;
-}
-
-// RAII prepared statement; binds by position, reads by column.
-class stmt {
-public:
-    stmt(sqlite3* db, const char* sql) : db_(db) {
-        prepare_rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
-        rc_ = prepare_rc_;
-    }
-    ~stmt() { sqlite3_finalize(s_); }
-    stmt(const stmt&) = delete;
-    stmt& operator=(const stmt&) = delete;
-    bool ok() const { return prepare_rc_ == SQLITE_OK && s_ != nullptr; }
-    stmt& bind(int i, std::string_view v) {
-        sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    stmt& bind_blob(int i, std::string_view v) {
-        sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-        return *this;
-    }
-    stmt& bind(int i, std::int64_t v) {
-        sqlite3_bind_int64(s_, i, v);
-        return *this;
-    }
-    stmt& bind_null(int i) {
-        sqlite3_bind_null(s_, i);
-        return *this;
-    }
-    // SQLITE_ROW, SQLITE_DONE or an error code.
-    int step() { return ok() ? (rc_ = sqlite3_step(s_)) : rc_; }
-    std::string text(int c) const {
-        auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
-        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
-                 : std::string();
-    }
-    std::string blob(int c) const {
-        auto p = static_cast<const char*>(sqlite3_column_blob(s_, c));
-        return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s_, c)))
-                 : std::string();
-    }
-    std::int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
-    bool is_null(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
-    int rc() const { return rc_; }
-    std::string error() const { return sqlite3_errmsg(db_); }
-
-private:
-    sqlite3* db_;
-    sqlite3_stmt* s_ = nullptr;
-    int prepare_rc_ = SQLITE_ERROR;
-    int rc_ = SQLITE_ERROR;  // last step() result
-};
 
 constexpr const char* schema_v1 = R"SQL(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -171,27 +118,21 @@ CREATE TABLE sink_episodes(
 CREATE INDEX sink_episodes_open ON sink_episodes(sink, closed_at);
 )SQL";
 
-const std::string genesis_hash(64, '0');
-
-std::string join_rules(const core::alert& a) {
-    std::string out;
-    for (const auto& r : a.rules.empty() ? std::vector<std::string>{a.rule} : a.rules)
-        out += (out.empty() ? "" : ",") + r;
-    return out;
-}
-
-std::vector<std::string> split_rules(const std::string& text, const std::string& primary) {
-    std::vector<std::string> out;
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-        auto comma = text.find(',', pos);
-        if (comma == std::string::npos) comma = text.size();
-        if (comma > pos) out.push_back(text.substr(pos, comma - pos));
-        pos = comma + 1;
-    }
-    if (out.empty()) out.push_back(primary);
-    return out;
-}
+// 4: the sealed chain (store_evidence.cpp). The hash-chained `evidence` table it replaces is
+// copied into the chain by the migration and dropped.
+constexpr const char* schema_v4 = R"SQL(
+CREATE TABLE chain(
+  seq INTEGER PRIMARY KEY,
+  epoch INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL,
+  ref TEXT NOT NULL,
+  body TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  mac TEXT NOT NULL);
+CREATE INDEX chain_ref ON chain(ref, kind);
+)SQL";
 
 micros now_micros() {
     return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -201,21 +142,10 @@ micros now_micros() {
 
 }  // namespace
 
-std::string evidence_hash(const std::string& prev_hash, std::int64_t seq,
-                          const std::string& alert_id, const std::string& source,
-                          micros recorded_at, const std::string& raw) {
-    std::string material = prev_hash;
-    material += '\n';
-    material += std::to_string(seq);
-    material += '\n';
-    material += alert_id;
-    material += '\n';
-    material += source;
-    material += '\n';
-    material += std::to_string(recorded_at);
-    material += '\n';
-    material += core::sha256_hex(raw);
-    return core::sha256_hex(material);
+bool store::finish(stmt& q) {
+    if (q.step() == SQLITE_DONE) return true;
+    last_error_ = q.error();
+    return false;
 }
 
 bool store::exec(const char* sql) {
@@ -284,6 +214,7 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
     std::unique_ptr<store> s(new store());
     std::error_code ec;
     s->path_ = (std::filesystem::path(state_dir) / "glasswatch.db").string();
+    s->state_dir_ = state_dir;
     if (read_only && !std::filesystem::exists(s->path_)) {
         error = s->path_ + ": no state database (has the daemon run?)";
         return nullptr;
@@ -311,11 +242,9 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         if (!std::filesystem::exists(s->path_, ec)) {
             const std::string now = std::to_string(now_micros());
             std::string sql = std::string("PRAGMA synchronous=FULL;BEGIN IMMEDIATE;") + schema_v1 +
-                              schema_v2 + schema_v3 +
-                              "INSERT INTO meta(key,value) VALUES('schema_version','3');"
-                              "INSERT INTO meta(key,value) VALUES('chain_genesis','" +
-                              genesis_hash +
-                              "');"
+                              schema_v2 + schema_v3 + schema_v4 +
+                              "DROP TABLE evidence;"
+                              "INSERT INTO meta(key,value) VALUES('schema_version','4');"
                               "INSERT INTO meta(key,value) VALUES('created_at','" +
                               now + "');COMMIT;";
             std::string why;
@@ -422,12 +351,45 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
         }
         version = 3;
     }
+    if (version == 3) {
+        // One transaction: the chain starts, seals what the file holds, says so, and the old
+        // evidence table goes. A crash leaves version 3 as it was.
+        const micros now = now_micros();
+        const bool ok = s->begin_write() && s->exec(schema_v4) && s->start_chain(now, "") &&
+                        s->migrate_legacy_evidence(now) &&
+                        s->exec(
+                            "DROP TABLE evidence;UPDATE meta SET value='4' WHERE "
+                            "key='schema_version'") &&
+                        s->seal(now) && s->end_write();
+        if (!ok) {
+            s->abort_write();
+            return fail("cannot migrate schema to version 4 (sealed evidence): " + s->last_error_);
+        }
+        version = 4;
+    }
+    s->schema_version_ = version;
+    // A new file: the chain starts (its verification key is written for the operator).
+    {
+        stmt any(s->db_, "SELECT count(*) FROM chain");
+        if (any.step() == SQLITE_ROW && any.i64(0) == 0) {
+            const micros now = now_micros();
+            if (!(s->begin_write() && s->start_chain(now, "") && s->seal(now) && s->end_write())) {
+                s->abort_write();
+                return fail("cannot start the evidence chain: " + s->last_error_);
+            }
+        }
+    }
     s->schema_version_ = version;
     sqlite3_db_config(s->db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
+    s->seal_on_close_ = true;  // a file refused above is never written, not even a seal
     return s;
 }
 
 store::~store() {
+    // Whatever wrote this store last (the daemon at its stop, a CLI command that sent alerts)
+    // leaves the chain sealed: no delivery record waits unsealed for the next writer.
+    if (db_ && seal_on_close_ && !txn_.open && !seal_if_due(now_micros(), 0))
+        spdlog::error("evidence: cannot seal at close: {}", last_error_);
     if (db_) sqlite3_close_v2(db_);
 }
 
@@ -439,7 +401,7 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         r.error = what;
         r.new_alerts.clear();
         r.duplicates = 0;
-        exec("ROLLBACK");
+        abort_write();
         return r;
     };
     // Test hook (fault tests): while this file exists the disk is "full".
@@ -448,7 +410,7 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         r.error = "database or disk is full (test hook)";
         return r;
     }
-    if (!exec("BEGIN IMMEDIATE")) {
+    if (!begin_write()) {
         r.error = "begin: " + last_error_;
         return r;
     }
@@ -501,8 +463,9 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
             ob.bind(1, a.id).bind(2, sink).bind(3, now).bind(4, now);
             if (ob.step() != SQLITE_DONE) return abort("insert outbox: " + ob.error());
         }
-        if (!append_evidence(a.id, rf.f.source, now, rf.f.raw))
-            return abort("insert evidence: " + last_error_);
+        if (!append(core::evidence::kinds::alert, a.id,
+                    core::evidence::alert_body(a, rf.f.source, rf.f.raw, rf.sinks), now))
+            return abort("chain evidence: " + last_error_);
     }
     for (const auto& c : checkpoints) {
         stmt cp(db_,
@@ -512,42 +475,14 @@ commit_result store::commit(const std::vector<routed_finding>& findings,
         cp.bind(1, c.source).bind(2, c.position).bind(3, now);
         if (cp.step() != SQLITE_DONE) return abort("write checkpoint: " + cp.error());
     }
+    // An alert is sealed in the transaction that stores it: from the commit on, nobody who
+    // takes this machine can rewrite it.
+    if (!r.new_alerts.empty() && !seal(now)) return abort("seal evidence: " + last_error_);
     if (!findings.empty()) failpoint("before_outbox_commit");
     if (!checkpoints.empty()) failpoint("mid_checkpoint");
-    if (!exec("COMMIT")) return abort("commit: " + last_error_);
+    if (!end_write()) return abort("commit: " + last_error_);
     r.ok = true;
     return r;
-}
-
-bool store::append_evidence(const std::string& alert_id, const std::string& source, micros now,
-                            const std::string& raw) {
-    std::string prev_hash = genesis_hash;
-    std::int64_t next_seq = 1;
-    stmt last(db_, "SELECT seq, hash FROM evidence ORDER BY seq DESC LIMIT 1");
-    int rc = last.step();
-    if (rc == SQLITE_ROW) {
-        next_seq = last.i64(0) + 1;
-        prev_hash = last.text(1);
-    } else if (rc != SQLITE_DONE) {
-        last_error_ = "read evidence head: " + last.error();
-        return false;
-    }
-    std::string h = evidence_hash(prev_hash, next_seq, alert_id, source, now, raw);
-    stmt ev(db_,
-            "INSERT INTO evidence(seq,alert_id,source,recorded_at,raw,prev_hash,hash) "
-            "VALUES(?,?,?,?,?,?,?)");
-    ev.bind(1, next_seq)
-        .bind(2, alert_id)
-        .bind(3, source)
-        .bind(4, now)
-        .bind_blob(5, raw)
-        .bind(6, prev_hash)
-        .bind(7, h);
-    if (ev.step() != SQLITE_DONE) {
-        last_error_ = ev.error();
-        return false;
-    }
-    return true;
 }
 
 std::optional<std::string> store::load_checkpoint(const std::string& source) {
@@ -568,462 +503,30 @@ std::vector<checkpoint> store::load_checkpoints(const std::string& prefix) {
     return out;
 }
 
-namespace {
-constexpr const char* outbox_select_v3 =
-    "SELECT o.alert_id,o.sink,o.state,o.attempts,o.next_attempt_at,o.created_at,"
-    "coalesce(o.accepted_at,0),coalesce(o.confirmed_at,0),coalesce(o.last_error,''),coalesce(o."
-    "sink_ref,''),"
-    "a.rule,a.severity,a.tenant_id,a.event_id,a.event_time,a.observed_at,a.subject_id,a.subject_"
-    "label,"
-    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail,a.rules "
-    "FROM outbox o JOIN alerts a ON a.alert_id=o.alert_id ";
-// A read-only look (a CLI command) at a state file the daemon has not migrated yet.
-constexpr const char* outbox_select_v2 =
-    "SELECT o.alert_id,o.sink,o.state,o.attempts,o.next_attempt_at,o.created_at,"
-    "coalesce(o.accepted_at,0),coalesce(o.confirmed_at,0),coalesce(o.last_error,''),coalesce(o."
-    "sink_ref,''),"
-    "a.rule,a.severity,a.tenant_id,a.event_id,a.event_time,a.observed_at,a.subject_id,a.subject_"
-    "label,"
-    "coalesce(a.drill_id,''),a.summary,a.sms,a.detail,a.rule "
-    "FROM outbox o JOIN alerts a ON a.alert_id=o.alert_id ";
-
-outbox_row read_row(stmt& q) {
-    outbox_row r;
-    r.alert_id = q.text(0);
-    r.sink = q.text(1);
-    r.state = parse_state(q.text(2));
-    r.attempts = static_cast<int>(q.i64(3));
-    r.next_attempt_at = q.i64(4);
-    r.created_at = q.i64(5);
-    r.accepted_at = q.i64(6);
-    r.confirmed_at = q.i64(7);
-    r.last_error = q.text(8);
-    r.sink_ref = q.text(9);
-    core::alert& a = r.a;
-    a.id = r.alert_id;
-    a.rule = q.text(10);
-    a.sev = core::parse_severity(q.text(11)).value_or(core::severity::critical);
-    a.tenant_id = q.text(12);
-    a.event_id = q.text(13);
-    a.event_time = q.i64(14);
-    a.observed_at = q.i64(15);
-    a.subject_id = q.text(16);
-    a.subject_label = q.text(17);
-    a.drill_id = q.text(18);
-    a.drill = !a.drill_id.empty();
-    a.summary = q.text(19);
-    a.sms = q.text(20);
-    a.detail_json = q.text(21);
-    a.rules = split_rules(q.text(22), a.rule);
-    return r;
-}
-}  // namespace
-
-const char* store::outbox_select() const noexcept {
-    return schema_version_ >= 3 ? outbox_select_v3 : outbox_select_v2;
-}
-
-std::vector<outbox_row> store::due(const std::string& sink, micros now, int limit) {
-    std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select()) +
-                      "WHERE o.sink=? AND o.state='pending' AND (o.next_attempt_at<=? OR "
-                      "o.next_attempt_at>?) ORDER BY o.next_attempt_at, o.created_at LIMIT ?";
-    stmt q(db_, sql.c_str());
-    q.bind(1, sink).bind(2, now).bind(3, now + max_schedule_ahead);
-    q.bind(4, static_cast<std::int64_t>(limit));
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_row(q));
-    return out;
-}
-
-std::int64_t store::shift_schedule(const std::string& sink, micros step, micros now) {
-    stmt q(db_,
-           "UPDATE outbox SET next_attempt_at=next_attempt_at+? "
-           "WHERE sink=? AND state='pending' AND next_attempt_at>?");
-    q.bind(1, step).bind(2, sink).bind(3, now - step);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return -1;
-    }
-    return sqlite3_changes(db_);
-}
-
-std::vector<outbox_row> store::pending_all() {
-    std::vector<outbox_row> out;
-    std::string sql =
-        std::string(outbox_select()) + "WHERE o.state='pending' ORDER BY o.created_at";
-    stmt q(db_, sql.c_str());
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_row(q));
-    return out;
-}
-
-std::vector<outbox_row> store::deliveries_of(const std::string& alert_id) {
-    std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select()) + "WHERE o.alert_id=? ORDER BY o.sink";
-    stmt q(db_, sql.c_str());
-    q.bind(1, alert_id);
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_row(q));
-    return out;
-}
-
-bool store::mark_accepted(const std::string& alert_id, const std::string& sink, micros now,
-                          const std::string& sink_ref, bool confirmed) {
-    stmt q(db_,
-           "UPDATE outbox SET state=?, attempts=attempts+1, accepted_at=?, confirmed_at=?, "
-           "sink_ref=?, "
-           "last_error=NULL WHERE alert_id=? AND sink=?");
-    q.bind(1, confirmed ? "confirmed" : "accepted").bind(2, now);
-    if (confirmed)
-        q.bind(3, now);
-    else
-        q.bind_null(3);
-    q.bind(4, sink_ref).bind(5, alert_id).bind(6, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-bool store::mark_confirmed(const std::string& alert_id, const std::string& sink, micros now) {
-    stmt q(db_, "UPDATE outbox SET state='confirmed', confirmed_at=? WHERE alert_id=? AND sink=?");
-    q.bind(1, now).bind(2, alert_id).bind(3, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-bool store::mark_retry(const std::string& alert_id, const std::string& sink, micros next_attempt,
-                       const std::string& error, const std::string& sink_ref) {
-    stmt q(db_,
-           "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=?, "
-           "sink_ref=coalesce(nullif(?,''),sink_ref) WHERE alert_id=? AND sink=?");
-    q.bind(1, next_attempt).bind(2, error).bind(3, sink_ref).bind(4, alert_id).bind(5, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-bool store::mark_failed(const std::string& alert_id, const std::string& sink, micros now,
-                        const std::string& error) {
-    stmt q(db_,
-           "UPDATE outbox SET state='failed', attempts=attempts+1, last_error=?, next_attempt_at=? "
-           "WHERE alert_id=? AND sink=?");
-    q.bind(1, error).bind(2, now).bind(3, alert_id).bind(4, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-bool store::set_sink_ref(const std::string& alert_id, const std::string& sink,
-                         const std::string& sink_ref) {
-    stmt q(db_, "UPDATE outbox SET sink_ref=? WHERE alert_id=? AND sink=?");
-    q.bind(1, sink_ref).bind(2, alert_id).bind(3, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-std::vector<outbox_row> store::list_outbox(const std::string& sink,
-                                           std::optional<delivery_state> state, int limit) {
-    std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select()) +
-                      "WHERE (?='' OR o.sink=?) AND (?='' OR o.state=?) "
-                      "ORDER BY o.created_at DESC, o.alert_id, o.sink LIMIT ?";
-    stmt q(db_, sql.c_str());
-    const std::string st = state ? std::string(to_string(*state)) : std::string();
-    q.bind(1, sink).bind(2, sink).bind(3, st).bind(4, st);
-    q.bind(5, static_cast<std::int64_t>(limit));
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_row(q));
-    return out;
-}
-
-requeue_result store::requeue(const std::string& sink, const std::string& alert_id, micros now,
-                              const std::string& actor) {
-    requeue_result r;
-    if (!exec("BEGIN IMMEDIATE")) {
-        r.error = "begin: " + last_error_;
-        return r;
-    }
-    auto abort = [&](const std::string& what) {
-        r = requeue_result{};
-        r.error = what;
-        exec("ROLLBACK");
-        return r;
-    };
-    std::vector<std::string> sinks;
-    {
-        stmt q(db_,
-               "SELECT DISTINCT sink FROM outbox WHERE (?='' OR sink=?) AND (?='' OR alert_id=?) "
-               "ORDER BY sink");
-        q.bind(1, sink).bind(2, sink).bind(3, alert_id).bind(4, alert_id);
-        while (q.step() == SQLITE_ROW)
-            sinks.push_back(q.text(0));
-        if (!sink.empty() && sinks.empty()) sinks.push_back(sink);
-    }
-    {
-        stmt q(db_,
-               "UPDATE outbox SET state='pending', next_attempt_at=?, "
-               "last_error='re-queued by the operator after: '||coalesce(last_error,'') "
-               "WHERE state='failed' AND (?='' OR sink=?) AND (?='' OR alert_id=?)");
-        q.bind(1, now).bind(2, sink).bind(3, sink).bind(4, alert_id).bind(5, alert_id);
-        if (q.step() != SQLITE_DONE) return abort("re-queue: " + q.error());
-        r.rows = sqlite3_changes(db_);
-    }
-    for (const auto& s : sinks) {
-        if (!release_episodes(s, now, actor)) return abort("release episodes: " + last_error_);
-        if (sqlite3_changes(db_) > 0) r.sinks.push_back(s);
-    }
-    nlohmann::json note = {{"action", "outbox_retry"}, {"actor", actor}, {"sink", sink},
-                           {"alert", alert_id},        {"rows", r.rows}, {"released", r.sinks}};
-    if (!append_evidence(alert_id, "operator", now, note.dump()))
-        return abort("evidence: " + last_error_);
-    if (!exec("COMMIT")) return abort("commit: " + last_error_);
-    r.ok = true;
-    return r;
-}
-
-namespace {
-sink_episode read_episode(stmt& q) {
-    sink_episode e;
-    e.sink = q.text(0);
-    e.cause = q.text(1);
-    e.opened_at = q.i64(2);
-    e.holds = q.i64(3) != 0;
-    e.detail = q.text(4);
-    e.alert_id = q.text(5);
-    e.config_fp = q.text(6);
-    e.closed_at = q.is_null(7) ? 0 : q.i64(7);
-    e.closed_by = q.text(8);
-    e.released_at = q.is_null(9) ? 0 : q.i64(9);
-    e.released_by = q.text(10);
-    return e;
-}
-constexpr const char* episode_columns =
-    "SELECT sink,cause,opened_at,holds,detail,alert_id,config_fp,closed_at,"
-    "coalesce(closed_by,''),released_at,coalesce(released_by,'') FROM sink_episodes ";
-}  // namespace
-
-bool store::open_episode(const sink_episode& e) {
-    stmt q(db_,
-           "INSERT OR IGNORE INTO sink_episodes(sink,cause,opened_at,holds,detail,alert_id,"
-           "config_fp) VALUES(?,?,?,?,?,?,?)");
-    q.bind(1, e.sink)
-        .bind(2, e.cause)
-        .bind(3, e.opened_at)
-        .bind(4, static_cast<std::int64_t>(e.holds ? 1 : 0))
-        .bind(5, e.detail)
-        .bind(6, e.alert_id)
-        .bind(7, e.config_fp);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-std::vector<sink_episode> store::open_episodes(const std::string& sink) {
-    std::vector<sink_episode> out;
-    if (schema_version_ < 3) return out;
-    std::string sql = std::string(episode_columns) +
-                      "WHERE closed_at IS NULL AND (?='' OR sink=?) ORDER BY sink, opened_at";
-    stmt q(db_, sql.c_str());
-    q.bind(1, sink).bind(2, sink);
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_episode(q));
-    return out;
-}
-
-std::vector<sink_episode> store::close_episodes(const std::string& sink, micros now,
-                                                const std::string& by) {
-    auto open = open_episodes(sink);
-    if (open.empty()) return open;
-    stmt q(db_,
-           "UPDATE sink_episodes SET closed_at=?, closed_by=? WHERE sink=? AND closed_at IS NULL");
-    q.bind(1, now).bind(2, by).bind(3, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return {};
-    }
-    for (auto& e : open) {
-        e.closed_at = now;
-        e.closed_by = by;
-    }
-    return open;
-}
-
-bool store::release_episodes(const std::string& sink, micros now, const std::string& by) {
-    stmt q(db_,
-           "UPDATE sink_episodes SET released_at=?, released_by=? "
-           "WHERE sink=? AND closed_at IS NULL AND holds=1 AND released_at IS NULL");
-    q.bind(1, now).bind(2, by).bind(3, sink);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-bool store::rehold_episode(const std::string& sink, const std::string& cause) {
-    stmt q(db_,
-           "UPDATE sink_episodes SET released_at=NULL, released_by=NULL, holds=1 "
-           "WHERE sink=? AND cause=? AND closed_at IS NULL");
-    q.bind(1, sink).bind(2, cause);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-std::vector<outbox_row> store::awaiting_confirmation(const std::string& sink, int limit) {
-    std::vector<outbox_row> out;
-    std::string sql = std::string(outbox_select()) +
-                      "WHERE o.sink=? AND o.state='accepted' ORDER BY o.accepted_at LIMIT ?";
-    stmt q(db_, sql.c_str());
-    q.bind(1, sink).bind(2, static_cast<std::int64_t>(limit));
-    while (q.step() == SQLITE_ROW)
-        out.push_back(read_row(q));
-    return out;
-}
-
-std::vector<std::string> store::unconfirmed_without(const std::string& sink, const std::string& to,
-                                                    micros older_than) {
-    std::vector<std::string> out;
-    stmt q(db_,
-           "SELECT o.alert_id FROM outbox o WHERE o.sink=? AND o.state<>'confirmed' AND "
-           "o.created_at<=? "
-           "AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.alert_id=o.alert_id AND e.sink=?) LIMIT "
-           "100");
-    q.bind(1, sink).bind(2, older_than).bind(3, to);
-    while (q.step() == SQLITE_ROW)
-        out.push_back(q.text(0));
-    return out;
-}
-
-bool store::add_outbox(const std::string& alert_id, const std::string& sink, micros now) {
-    stmt q(db_,
-           "INSERT OR IGNORE INTO outbox(alert_id,sink,state,attempts,next_attempt_at,created_at) "
-           "VALUES(?,?,'pending',0,?,?)");
-    q.bind(1, alert_id).bind(2, sink).bind(3, now).bind(4, now);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
-}
-
-std::int64_t store::count_in_state(const std::string& sink, delivery_state state) {
-    stmt q(db_, "SELECT count(*) FROM outbox WHERE sink=? AND state=?");
-    q.bind(1, sink).bind(2, to_string(state));
-    return q.step() == SQLITE_ROW ? q.i64(0) : -1;
-}
-
-std::int64_t store::outbox_depth() {
-    stmt q(db_, "SELECT count(*) FROM outbox WHERE state='pending'");
-    return q.step() == SQLITE_ROW ? q.i64(0) : -1;
-}
-
-std::map<std::string, std::int64_t> store::pending_by_sink() {
-    std::map<std::string, std::int64_t> out;
-    stmt q(db_, "SELECT sink, count(*) FROM outbox WHERE state='pending' GROUP BY sink");
-    while (q.step() == SQLITE_ROW)
-        out[q.text(0)] = q.i64(1);
-    return out;
-}
-
-std::optional<micros> store::oldest_undelivered() {
-    stmt q(db_, "SELECT min(created_at) FROM outbox WHERE state='pending'");
-    if (q.step() == SQLITE_ROW && !q.is_null(0)) return q.i64(0);
-    return std::nullopt;
-}
-
-std::optional<core::alert> store::get_alert(const std::string& alert_id) {
-    std::string sql = std::string(outbox_select()) + "WHERE o.alert_id=? LIMIT 1";
-    stmt q(db_, sql.c_str());
-    q.bind(1, alert_id);
-    if (q.step() == SQLITE_ROW) return read_row(q).a;
-    return std::nullopt;
-}
-
-std::vector<evidence_row> store::evidence_since(micros since) {
-    std::vector<evidence_row> out;
-    stmt q(db_,
-           "SELECT seq,alert_id,source,recorded_at,raw,prev_hash,hash FROM evidence WHERE "
-           "recorded_at>=? ORDER BY seq");
-    q.bind(1, since);
-    while (q.step() == SQLITE_ROW)
-        out.push_back({q.i64(0), q.text(1), q.text(2), q.i64(3), q.blob(4), q.text(5), q.text(6)});
-    return out;
-}
-
-chain_report store::verify_chain() {
-    chain_report rep;
-    stmt q(db_,
-           "SELECT seq,alert_id,source,recorded_at,raw,prev_hash,hash FROM evidence ORDER BY seq");
-    std::string prev = genesis_hash;
-    std::int64_t expect_seq = 1;
-    int rc;
-    while ((rc = q.step()) == SQLITE_ROW) {
-        ++rep.rows;
-        std::int64_t seq = q.i64(0);
-        auto bad = [&](std::string why) {
-            rep.ok = false;
-            rep.first_bad_seq = seq;
-            rep.problem = std::move(why);
-        };
-        if (seq != expect_seq) {
-            bad("row " + std::to_string(expect_seq) + " is missing (next row is " +
-                std::to_string(seq) + ")");
-            return rep;
-        }
-        if (q.text(5) != prev) {
-            bad("prev_hash does not link to row " + std::to_string(seq - 1));
-            return rep;
-        }
-        std::string h = evidence_hash(prev, seq, q.text(1), q.text(2), q.i64(3), q.blob(4));
-        if (h != q.text(6)) {
-            bad("content does not match its hash (row altered)");
-            return rep;
-        }
-        prev = h;
-        ++expect_seq;
-    }
-    if (rc != SQLITE_DONE) {
-        rep.ok = false;
-        rep.problem = "cannot read evidence: " + q.error();
-    }
-    return rep;
-}
-
 bool store::add_drill(const drill& d) {
-    stmt q(
-        db_,
-        "INSERT INTO drills(drill_id,account_id,account_label,starts_at,ends_at,note,created_at) "
-        "VALUES(?,?,?,?,?,?,?)");
-    q.bind(1, d.id)
-        .bind(2, d.account_id)
-        .bind(3, d.account_label)
-        .bind(4, d.starts_at)
-        .bind(5, d.ends_at)
-        .bind(6, d.note)
-        .bind(7, d.created_at);
-    if (q.step() != SQLITE_DONE) {
-        last_error_ = q.error();
-        return false;
-    }
-    return true;
+    return in_write([&] {
+        stmt q(db_,
+               "INSERT INTO drills(drill_id,account_id,account_label,starts_at,ends_at,note,"
+               "created_at) VALUES(?,?,?,?,?,?,?)");
+        q.bind(1, d.id)
+            .bind(2, d.account_id)
+            .bind(3, d.account_label)
+            .bind(4, d.starts_at)
+            .bind(5, d.ends_at)
+            .bind(6, d.note)
+            .bind(7, d.created_at);
+        nlohmann::json b = {{"drill_id", d.id},
+                            {"account_id", d.account_id},
+                            {"account_label", d.account_label},
+                            {"starts_at", d.starts_at},
+                            {"ends_at", d.ends_at},
+                            {"note", d.note}};
+        return finish(q) &&
+               append(core::evidence::kinds::drill, d.id,
+                      b.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      d.created_at) &&
+               seal(d.created_at);
+    });
 }
 
 std::vector<drill> store::drills_since(micros since) {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,15 +23,21 @@
 #include <vector>
 
 #include "core/alerting/pipeline.hpp"
+#include "core/evidence/chain.hpp"
 
 struct sqlite3;
+
+namespace glasswatch::io::store_sql {
+class stmt;
+}
 
 namespace glasswatch::io {
 
 using core::micros;
 
-// 2: drills, meta.created_at; 3: alerts.rules, sink_episodes.
-inline constexpr int store_schema_version = 3;
+// 2: drills, meta.created_at; 3: alerts.rules, sink_episodes; 4: the sealed evidence chain
+// (docs/evidence.md) replaces the hash-chained evidence table.
+inline constexpr int store_schema_version = 4;
 
 struct checkpoint {
     std::string source;    // "graph:signins:interactive", "eventhub:<hub>:<partition>", ...
@@ -65,16 +72,6 @@ struct outbox_row {
     std::string last_error;
     std::string sink_ref;  // the sink's own id (Twilio SID, PagerDuty dedup key)
     core::alert a;         // the alert itself
-};
-
-struct evidence_row {
-    std::int64_t seq = 0;
-    std::string alert_id;
-    std::string source;
-    micros recorded_at = 0;
-    std::string raw;
-    std::string prev_hash;
-    std::string hash;
 };
 
 // A declared drill: alerts for `account_id` whose event time falls in [starts_at, ends_at] are
@@ -113,11 +110,12 @@ struct requeue_result {
     std::vector<std::string> sinks;  // sinks whose holding episodes were released
 };
 
-struct chain_report {
-    bool ok = true;
-    std::int64_t rows = 0;
-    std::int64_t first_bad_seq = 0;  // 0 when ok
-    std::string problem;
+// The evidence chain's state on this machine (`status`, `evidence verify`, pages).
+struct evidence_state {
+    core::evidence::head head;              // the last entry and the epoch of the sealing key
+    std::string key_id;                     // of the verification key this chain is sealed for
+    std::int64_t unsealed = 0;              // entries after the last seal
+    bool verification_key_on_host = false;  // <state>/evidence-verification.key still exists
 };
 
 class store {
@@ -199,10 +197,23 @@ public:
     std::optional<micros> oldest_undelivered();
     std::vector<outbox_row> deliveries_of(const std::string& alert_id);
 
-    // Alerts and evidence.
+    // Alerts.
     std::optional<core::alert> get_alert(const std::string& alert_id);
-    std::vector<evidence_row> evidence_since(micros since);
-    chain_report verify_chain();
+
+    // Evidence (store_evidence.cpp; docs/evidence.md). Every write above chains its entry in the
+    // same transaction; these are the rest.
+    // Chains one entry of its own (a reload, a posture result...) and seals it at once.
+    bool record(std::string_view kind, const std::string& ref, const std::string& body, micros now);
+    // Closes the epoch when an entry has waited unsealed for `max_age` or longer (delivery
+    // records are sealed this way, in batches; alerts and operator actions at once).
+    bool seal_if_due(micros now, micros max_age);
+    std::optional<evidence_state> evidence();
+    // "SEQ:HASH16" of the last entry, "" when there is none.
+    std::string evidence_anchor();
+    std::vector<core::evidence::entry> evidence_entries(std::int64_t from_seq = 1);
+    // The machine's own chain: core::evidence::verify with the key file's epoch, then the alerts
+    // and outbox tables compared with the entries that sealed them.
+    core::evidence::verify_report verify_evidence(core::evidence::verify_input in);
 
     // Drills.
     bool add_drill(const drill& d);
@@ -220,11 +231,36 @@ public:
 private:
     store() = default;
     bool exec(const char* sql);
-    // Chains one evidence row after the current head (inside the caller's transaction).
-    bool append_evidence(const std::string& alert_id, const std::string& source, micros now,
-                         const std::string& raw);
+    // Steps a write statement to its end: false (last_error_ set) when SQLite refused it.
+    bool finish(store_sql::stmt& q);
+    // Write transactions carry their evidence: begin_write() starts one, append() chains an entry
+    // inside it, seal() closes the epoch, end_write() commits and, after a seal, evolves the key
+    // file (after the commit: a crash in between is mended by the next writer).
+    // Runs `f` in a write transaction of its own, or inside the one already open.
+    bool in_write(const std::function<bool()>& f);
+    int released_ = 0;  // episodes the last release_episodes() released
+    bool begin_write();
+    bool end_write();
+    void abort_write();
+    bool append(std::string_view kind, const std::string& ref, const std::string& body, micros now);
+    bool seal(micros now);
+    bool insert_entry(const core::evidence::entry& e);
+    bool append_delivery(const std::string& alert_id, const std::string& sink,
+                         std::string_view result, micros now, const std::string& error = {},
+                         const std::string& sink_ref = {});
+    bool load_chain_head(micros now);
+    bool start_chain(micros now, const std::string& reason);
+    bool migrate_legacy_evidence(micros now);
+    std::string state_dir_;
+    struct write_txn {
+        bool open = false, loaded = false, sealed = false;
+        core::evidence::head head;
+        core::evidence::sealing_key key;
+        std::string key_id;
+    } txn_;
     const char* outbox_select() const noexcept;
     int schema_version_ = 0;
+    bool seal_on_close_ = false;  // opened for writing and accepted
     sqlite3* db_ = nullptr;
     std::string path_;
     std::string last_error_;
@@ -246,10 +282,5 @@ private:
     explicit state_lock(int fd) : fd_(fd) {}
     int fd_ = -1;
 };
-
-// Hash of one evidence row given its predecessor's hash (exposed for tests and `evidence verify`).
-std::string evidence_hash(const std::string& prev_hash, std::int64_t seq,
-                          const std::string& alert_id, const std::string& source,
-                          micros recorded_at, const std::string& raw);
 
 }  // namespace glasswatch::io
