@@ -259,7 +259,7 @@ TEST_CASE("eventhub session: a normal start puts tokens, reads the hub, attaches
     CHECK_FALSE(e.m->too_large(1u << 20));
 }
 
-TEST_CASE("eventhub session: SASL PLAIN skips CBS; phase deadlines and SASL mechanisms") {
+TEST_CASE("eventhub session: SASL PLAIN skips CBS - phase deadlines - SASL mechanisms") {
     SECTION("SASL PLAIN: $management at once, no token ever (nor a renewal)") {
         auto cfg = default_config();
         cfg.sasl_plain = true;
@@ -375,7 +375,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "eventhub session: unauthorized twice in a row backs off; an unanswered put-token fails") {
+    "eventhub session: unauthorized twice in a row backs off - an unanswered put-token fails") {
     episode e;
     auto links = e.run_to_running();
     const auto closed = e.m->on_link_closed(links[key0], "receiver p0",
