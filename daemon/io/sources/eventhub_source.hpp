@@ -6,8 +6,10 @@
 // client), AMQP over WebSockets 443 (AMQPWSB10 at /$servicebus/websocket, optionally through an
 // HTTP CONNECT proxy), plain AMQP for UseDevelopmentEmulator=true.
 //
-// The connection is one explicit state machine (connection_phase); each phase has a deadline
-// (tuning.phase_timeout) and any failure leads to backoff → connecting:
+// The connection is one explicit state machine (connection_phase), decided in the pure core
+// (core::eventhub_session, core/protocol/eventhub_session.hpp) and driven from here by a thin
+// Proton driver (eventhub_session_driver.hpp); each phase has a deadline (tuning.phase_timeout)
+// and any failure leads to backoff → connecting:
 //
 //   connecting ─► tls ─► [ws_upgrade] ─► amqp_open ─► cbs_auth ─► management ─► receivers ─►
 //   running
@@ -23,7 +25,7 @@
 //   receivers   one receiver per partition on the consumer group, resuming after the committed
 //               checkpoint with the selector filter (first start: enqueued time = now − lookback);
 //               optional com.microsoft:epoch link property. Each partition link has its own
-//               small state machine (session::link_state: info → attaching → receiving →
+//               small state machine (eventhub_session::link_state: info → attaching → receiving →
 //               backoff/token → info ...): a link that is stolen, detached or refused affects
 //               its partition only and attaches again on its own back-off (capped by
 //               partition_backoff_max); the connection reaches `running` once every
@@ -79,6 +81,7 @@
 #include "core/base/log_gate.hpp"
 #include "core/config/config.hpp"
 #include "core/protocol/eventhub.hpp"
+#include "core/protocol/eventhub_session.hpp"
 #include "io/net/amqp_pump.hpp"
 #include "io/sources/graph_poller.hpp"  // source_health
 #include "io/sources/ingest.hpp"
@@ -86,20 +89,8 @@
 
 namespace glasswatch::io {
 
-enum class connection_phase {
-    idle,
-    connecting,
-    tls,
-    ws_upgrade,
-    amqp_open,
-    cbs_auth,
-    management,
-    receivers,
-    running,
-    backoff,
-    stopped
-};
-std::string_view to_string(connection_phase p) noexcept;
+// The connection's phases (core::eventhub_session decides them).
+using core::connection_phase;
 
 struct eventhub_partition_health {
     std::string hub, partition;
@@ -166,7 +157,7 @@ public:
 
     const eventhub_health& health() const noexcept { return health_; }
 
-    struct session;  // the proton::messaging_handler of one connection (eventhub_source.cpp)
+    struct session;  // the proton::messaging_handler of one connection (eventhub_session_driver)
 
 private:
     boost::asio::awaitable<void> connect_once();
@@ -182,23 +173,24 @@ private:
     boost::asio::awaitable<bool> settle_inflight(session* s);  // false: the store refused
     std::size_t uncommitted() const;
     boost::asio::awaitable<void> wait_until(std::chrono::steady_clock::time_point tp);
-    void set_phase(connection_phase p);
+    // Does what the machine decided (Proton calls through `s`, the live connection's session,
+    // when there is one; health and log lines here), then copies its counters and phase.
+    void perform(session* s, core::eventhub_session::actions acts);
+    void sync_health();
     void fail(const std::string& error, core::amqp_error_class cls);
     void notify();
-    void on_partition_info(const std::string& hub, const std::string& p, std::int64_t last);
     // events_lost: the alert (critical, evidence) for a gap; raise_gap() queues it in the open
     // batch when it is known before any delivery.
     core::finding gap_finding(const std::string& hub, const std::string& partition,
                               const core::sequence_gap& g, core::micros now);
     void raise_gap(const std::string& hub, const std::string& partition,
                    const core::sequence_gap& g);
-    std::chrono::milliseconds partition_backoff(core::amqp_error_class cls, int failures_in_row);
-    void update_partition_health(session* s);
+    // The source fails while partitions count as failing (the machine's partition_outage).
+    void update_partition_health();
     eventhub_partition_health& partition_health(const std::string& hub, const std::string& p);
     core::finding refused_message_finding(const std::string& key, const core::message_position& pos,
                                           std::uint64_t size, const std::string& head,
                                           core::micros now) const;
-    std::chrono::milliseconds next_backoff();
 
     runtime& rt_;
     core::pipeline& pipeline_;
@@ -210,18 +202,16 @@ private:
     std::vector<std::string> hubs_;
     std::string error_;
     std::unique_ptr<boost::asio::ssl::context> tls_;
-    std::map<std::string, core::eventhub_checkpoint> committed_;  // checkpoint key -> durable
-    std::map<std::string, core::stuck_detector> stuck_;
+    // The connection's decisions, across connections (committed checkpoints, stuck clocks,
+    // the reconnect back-off); null when the configuration is unusable (!ok()).
+    std::unique_ptr<core::eventhub_session> machine_;
     bool loaded_ = false;
     bool stopping_ = false;
     bool signalled_ = false;
     bool drop_requested_ = false;
     std::shared_ptr<batch> open_;      // processed, not yet handed to the store
     std::shared_ptr<batch> inflight_;  // its store transaction under way
-    int failures_in_row_ = 0;
-    std::optional<core::amqp_error_class> failure_;  // of the current attempt
-    std::string failure_text_;
-    session* session_ = nullptr;  // of the live connection, owned by its pump
+    session* session_ = nullptr;       // of the live connection, owned by its pump
     std::weak_ptr<amqp_pump> pump_;
     // The wake-up timer lives in run()'s coroutine frame (io objects must not outlive their
     // io_context, and this source may).
