@@ -331,24 +331,24 @@ std::unique_ptr<store> store::open(const std::string& state_dir, std::string& er
     if (read_only) return s;
     // Migrations: each step in its own transaction, so a crash mid-migration leaves the old
     // version intact.
+    auto migrate = [&s](const std::string& step_sql, int to) {
+        const std::string sql = "BEGIN IMMEDIATE;" + step_sql + "UPDATE meta SET value='" +
+                                std::to_string(to) + "' WHERE key='schema_version';COMMIT;";
+        if (s->exec(sql.c_str())) return true;
+        s->exec("ROLLBACK");
+        return false;
+    };
     if (version == 1) {
-        const std::string now = std::to_string(now_micros());
-        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v2 +
-                          "INSERT OR IGNORE INTO meta(key,value) VALUES('created_at','" + now +
-                          "');UPDATE meta SET value='2' WHERE key='schema_version';COMMIT;";
-        if (!s->exec(sql.c_str())) {
-            s->exec("ROLLBACK");
+        if (!migrate(std::string(schema_v2) +
+                         "INSERT OR IGNORE INTO meta(key,value) VALUES('created_at','" +
+                         std::to_string(now_micros()) + "');",
+                     2))
             return fail("cannot migrate schema to version 2: " + s->last_error_);
-        }
         version = 2;
     }
     if (version == 2) {
-        std::string sql = std::string("BEGIN IMMEDIATE;") + schema_v3 +
-                          "UPDATE meta SET value='3' WHERE key='schema_version';COMMIT;";
-        if (!s->exec(sql.c_str())) {
-            s->exec("ROLLBACK");
+        if (!migrate(schema_v3, 3))
             return fail("cannot migrate schema to version 3: " + s->last_error_);
-        }
         version = 3;
     }
     if (version == 3) {

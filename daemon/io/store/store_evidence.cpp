@@ -57,20 +57,7 @@ std::optional<core::alert> alert_from_table(sqlite3* db, const std::string& id) 
     if (q.step() != SQLITE_ROW) return std::nullopt;
     core::alert a;
     a.id = q.text(0);
-    a.rule = q.text(1);
-    a.sev = core::parse_severity(q.text(2)).value_or(core::severity::critical);
-    a.tenant_id = q.text(3);
-    a.event_id = q.text(4);
-    a.event_time = q.i64(5);
-    a.observed_at = q.i64(6);
-    a.subject_id = q.text(7);
-    a.subject_label = q.text(8);
-    a.drill_id = q.text(9);
-    a.drill = !a.drill_id.empty();
-    a.summary = q.text(10);
-    a.sms = q.text(11);
-    a.detail_json = q.text(12);
-    a.rules = split_rules(q.text(13), a.rule);
+    read_alert_columns(q, 1, a);
     return a;
 }
 

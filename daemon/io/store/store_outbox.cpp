@@ -56,20 +56,7 @@ outbox_row read_row(stmt& q) {
     r.sink_ref = q.text(9);
     core::alert& a = r.a;
     a.id = r.alert_id;
-    a.rule = q.text(10);
-    a.sev = core::parse_severity(q.text(11)).value_or(core::severity::critical);
-    a.tenant_id = q.text(12);
-    a.event_id = q.text(13);
-    a.event_time = q.i64(14);
-    a.observed_at = q.i64(15);
-    a.subject_id = q.text(16);
-    a.subject_label = q.text(17);
-    a.drill_id = q.text(18);
-    a.drill = !a.drill_id.empty();
-    a.summary = q.text(19);
-    a.sms = q.text(20);
-    a.detail_json = q.text(21);
-    a.rules = split_rules(q.text(22), a.rule);
+    read_alert_columns(q, 10, a);
     a.evidence_head = q.text(23);
     return r;
 }

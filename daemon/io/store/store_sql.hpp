@@ -91,4 +91,24 @@ inline std::vector<std::string> split_rules(const std::string& text, const std::
     return out;
 }
 
+// An alert's columns in the order every query that reads one selects them, from `first` (rule,
+// severity, tenant_id, event_id, event_time, observed_at, subject_id, subject_label, drill_id,
+// summary, sms, detail, rules); the id is the caller's.
+inline void read_alert_columns(const stmt& q, int first, core::alert& a) {
+    a.rule = q.text(first);
+    a.sev = core::parse_severity(q.text(first + 1)).value_or(core::severity::critical);
+    a.tenant_id = q.text(first + 2);
+    a.event_id = q.text(first + 3);
+    a.event_time = q.i64(first + 4);
+    a.observed_at = q.i64(first + 5);
+    a.subject_id = q.text(first + 6);
+    a.subject_label = q.text(first + 7);
+    a.drill_id = q.text(first + 8);
+    a.drill = !a.drill_id.empty();
+    a.summary = q.text(first + 9);
+    a.sms = q.text(first + 10);
+    a.detail_json = q.text(first + 11);
+    a.rules = split_rules(q.text(first + 12), a.rule);
+}
+
 }  // namespace glasswatch::io::store_sql
