@@ -78,7 +78,15 @@ try:
     alerts_file = os.path.join(wd.path, "alerts.jsonl")
     base = graph_config(lab, "@STATE@", alerts_file, poll="1s", extra='kinds = ["interactive"]')
     base += webhook_sink(lab, wd) + pagerduty_sink(lab, wd)
+    # The periodic evidence head goes to the receiver that names it, and to no other sink.
+    base += webhook_sink(lab, wd, name="heads") + """rules = ["evidence_head"]
+[sinks.headers]
+X-Glasswatch-Sink = "heads"
+"""
     base += f"""
+[evidence]
+head_interval = "1m"
+
 [heartbeat]
 url = "{lab.info['sinks']['pagerduty_url'].replace('/v2/enqueue', '/ping/' + CHECK_ID)}"
 interval = "1s"
@@ -135,6 +143,12 @@ ca_file = "{lab.info['ca_file']}"
     check(any(heads), f"webhook pages carry the evidence head ({heads[:2]})")
     pd_heads = [e["payload"]["custom_details"].get("evidence_head") for e in rec["pagerduty"]]
     check(any(pd_heads), "PagerDuty pages carry the evidence head in custom_details")
+    head_pages = [h for h in rec["webhook"] if h["body"].get("type") == "glasswatch.alert.evidence_head"]
+    check(head_pages and all(h["headers"].get("x-glasswatch-sink") == "heads" for h in head_pages)
+          and all(h["body"].get("evidence_head") for h in head_pages),
+          f"[evidence] head_interval sends the head to the sink that names it only ({len(head_pages)} sent)")
+    check(not any(e["payload"].get("class") == "evidence_head" for e in rec["pagerduty"]),
+          "the evidence head never pages PagerDuty")
     history = wd.file("receiver-history.json", json.dumps(rec))
 
     def verify(state_dir, *extra, key=True):

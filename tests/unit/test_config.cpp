@@ -1157,3 +1157,26 @@ TEST_CASE("eventhub tls_server_name: a DNS name", "[config]") {
     CHECK_THAT(all_errors(parse(base + "tls_server_name = \"https://x/\"\n")),
                Catch::Contains("expected a DNS name"));
 }
+
+TEST_CASE("[evidence] head_interval needs a sink that asks for the head by name", "[config]") {
+    const std::string heads_sink = R"(
+[[sinks]]
+name = "heads"
+type = "file"
+path = "/var/lib/glasswatch/heads.jsonl"
+rules = ["evidence_head"]
+)";
+    auto r = parse(minimal + heads_sink + "\n[evidence]\nhead_interval = \"1h\"\n");
+    INFO(all_errors(r));
+    REQUIRE(r.value);
+    CHECK(r.value->evidence.head_interval == seconds{3600});
+    CHECK(parse(minimal).value->evidence.head_interval == seconds{0});  // off by default
+
+    r = parse(minimal + "\n[evidence]\nhead_interval = \"1h\"\n");
+    CHECK_FALSE(r.value);
+    CHECK_THAT(all_errors(r), Catch::Contains("evidence.head_interval") &&
+                                  Catch::Contains("no sink's rules name evidence_head"));
+    r = parse(minimal + heads_sink + "\n[evidence]\nhead_interval = \"10s\"\n");
+    CHECK_FALSE(r.value);
+    CHECK_THAT(all_errors(r), Catch::Contains("at least 1m"));
+}

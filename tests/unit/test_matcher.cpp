@@ -136,6 +136,19 @@ TEST_CASE("one touch is one alert: an account acting on itself names both rules"
     signin_only.rules = {"breakglass_signin"};
     routed.sinks = {actor_only, target_only, signin_only};
     CHECK(route_alert(routed.sinks, a) == V{"actor", "target"});
+
+    // The evidence head is never a page: it reaches only the sinks that name evidence_head, and
+    // with none it goes nowhere (no fallback to every sink).
+    sink_config catch_all, heads;
+    catch_all.name = "everything";
+    heads.name = "heads";
+    heads.rules = {"evidence_head"};
+    alert head = make_health_alert({"t", "t"}, "evidence_head", severity::info, "evidence",
+                                   "12:0123456789abcdef", "Evidence head", 1);
+    CHECK(route_alert({catch_all, heads}, head) == V{"heads"});
+    bool fell_back = true;
+    CHECK(route_alert({catch_all}, head, &fell_back).empty());
+    CHECK_FALSE(fell_back);
 }
 
 TEST_CASE("near misses: a watched id in an unrelated field never alerts", "[matcher]") {

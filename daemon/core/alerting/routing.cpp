@@ -7,6 +7,14 @@ namespace glasswatch::core {
 std::vector<std::string> route_alert(const std::vector<sink_config>& sinks, const alert& a,
                                      bool* fell_back) {
     std::vector<std::string> out;
+    if (has_rule(a, "evidence_head")) {
+        // The evidence head is for the receivers that asked for it by name, never a page.
+        for (const auto& s : sinks)
+            if (std::find(s.rules.begin(), s.rules.end(), "evidence_head") != s.rules.end())
+                out.push_back(s.name);
+        if (fell_back) *fell_back = false;
+        return out;
+    }
     for (const auto& s : sinks) {
         if (a.sev < s.min_severity) continue;
         // An alert naming several rules goes to the union of the rules' sinks.

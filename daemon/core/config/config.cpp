@@ -123,6 +123,24 @@ void parse_small_sections(table_reader& root, config& c, parse_state& st) {
         }
         r.finish();
     }
+    if (const toml::table* t = root.get_table("evidence")) {
+        table_reader r(st.errors, *t, "evidence");
+        if (r.get_seconds("head_interval", c.evidence.head_interval) &&
+            c.evidence.head_interval.count() > 0 && c.evidence.head_interval.count() < 60)
+            r.error_at("head_interval", *r.take("head_interval"),
+                       "must be at least 1m (or 0 to turn it off)");
+        if (c.evidence.head_interval.count() > 0) {
+            const bool routed = std::any_of(c.sinks.begin(), c.sinks.end(), [](const auto& k) {
+                return std::find(k.rules.begin(), k.rules.end(), "evidence_head") != k.rules.end();
+            });
+            if (!routed)
+                r.error_at("head_interval", *r.take("head_interval"),
+                           "no sink's rules name evidence_head: add it to the rules of the sink "
+                           "that should receive the evidence head (a webhook whose history you "
+                           "keep)");
+        }
+        r.finish();
+    }
     if (const toml::table* t = root.get_table("security")) {
         table_reader r(st.errors, *t, "security");
         r.get_bool("allow_world_readable_secrets", c.allow_world_readable_secrets);

@@ -168,6 +168,13 @@ struct tripwire_config {
     seconds outbox_max_age{300};            // /readyz fails when the oldest undelivered is older
 };
 
+// The evidence chain's head sent out on its own (docs/evidence.md): every `head_interval`, an
+// `evidence_head` alert (info) goes to the sinks whose `rules` name evidence_head, and to no
+// other. 0 = off (pages and heartbeats carry the head anyway).
+struct evidence_config {
+    seconds head_interval{0};
+};
+
 struct heartbeat_config {
     std::string url;  // empty = disabled; "<url>/fail" is used while unhealthy
     // A ping URL carries the check's secret id: `url_file = PATH` or `url = "env:NAME"` keeps it
@@ -204,6 +211,7 @@ struct config {
     std::vector<sink_config> sinks;
     tripwire_config tripwire;
     heartbeat_config heartbeat;
+    evidence_config evidence;
     posture_config posture;
 
     // [state]

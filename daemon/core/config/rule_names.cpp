@@ -27,6 +27,7 @@ const std::vector<std::string_view>& known_rule_names() {
                                    "breakglass_active_use",
                                    "drill_overdue",
                                    "config_reload_failed",
+                                   "evidence_head",
                                    "config_reload_failed_recovered",
                                    "sink_broken",
                                    "sink_broken_recovered",

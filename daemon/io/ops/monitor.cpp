@@ -145,6 +145,21 @@ asio::awaitable<void> monitor::tick() {
                                       60 * second, to_us(cfg_.tripwire.drill_max_age) / 2));
         co_await check_drills();
     }
+    if (cfg_.evidence.head_interval.count() > 0 && now >= next_head_ && !evidence_head_.empty() &&
+        evidence_head_ != head_sent_) {
+        // The head on its own, to the receivers that asked for it (routing: evidence_head only
+        // reaches sinks that name it). Its own entry moves the head on: one per interval.
+        next_head_ = now + cfg_.evidence.head_interval;
+        head_sent_ = evidence_head_;
+        core::health_alert h{"evidence_head",
+                             core::severity::info,
+                             "evidence",
+                             evidence_head_,
+                             "Evidence head " + evidence_head_ +
+                                 ": keep it, it proves the chain up to here was not changed",
+                             false};
+        co_await raise(std::move(h));
+    }
     if (heartbeat_http_ && now >= next_beat_) {
         // A beat held back by the start grace is tried again at the next tick, so the first
         // healthy ping follows the first good poll within a second.

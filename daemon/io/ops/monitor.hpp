@@ -107,6 +107,8 @@ private:
     using steady = std::chrono::steady_clock;
     steady::time_point last_tick_{};
     steady::time_point next_beat_{};
+    steady::time_point next_head_{};  // the next evidence_head alert ([evidence] head_interval)
+    std::string head_sent_;           // the head the last one carried
     steady::time_point next_drill_check_{};
     bool stopping_ = false;
     std::vector<core::health_alert> reported_;  // report()ed, raised by the next tick
