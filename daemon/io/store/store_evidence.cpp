@@ -383,10 +383,12 @@ bool store::record(std::string_view kind, const std::string& ref, const std::str
     return end_write();
 }
 
+// Runs every second: the last seal is found by walking the primary key back from the end (a
+// few rows), never by scanning the whole chain for its kind.
 bool store::seal_if_due(micros now, micros max_age) {
     stmt q(db_,
            "SELECT min(recorded_at) FROM chain WHERE seq > "
-           "(SELECT coalesce(max(seq),0) FROM chain WHERE kind='seal')");
+           "coalesce((SELECT seq FROM chain WHERE kind='seal' ORDER BY seq DESC LIMIT 1),0)");
     if (q.step() != SQLITE_ROW || q.is_null(0)) return true;  // nothing waits
     if (now - q.i64(0) < max_age) return true;
     if (!begin_write()) return false;
@@ -411,7 +413,7 @@ std::optional<evidence_state> store::evidence() {
     st.key_id = meta_value(db_, "evidence_key_id");
     stmt u(db_,
            "SELECT count(*) FROM chain WHERE seq > "
-           "(SELECT coalesce(max(seq),0) FROM chain WHERE kind='seal')");
+           "coalesce((SELECT seq FROM chain WHERE kind='seal' ORDER BY seq DESC LIMIT 1),0)");
     if (u.step() == SQLITE_ROW) st.unsealed = u.i64(0);
     st.verification_key_on_host = ::access(verification_key_path(state_dir_).c_str(), F_OK) == 0;
     return st;
